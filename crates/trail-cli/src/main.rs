@@ -1,0 +1,86 @@
+//! The `trail` binary: argument parsing, then calls into the library crates.
+//!
+//! Exit codes: 0 success, 1 failure (the command ran and something is
+//! wrong), 2 usage errors (clap's own, and bad flag combinations).
+
+mod bench;
+mod client;
+mod keys;
+mod query;
+mod record;
+mod serve;
+mod store_arg;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// trail: a tamper-evident audit trail for AI agents.
+#[derive(Parser)]
+#[command(name = "trail", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API (embedded sqlite by default).
+    Serve(serve::ServeArgs),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Record one event, from flags or as JSON on stdin.
+    Record(record::RecordArgs),
+    /// Query recorded events.
+    Query(query::QueryArgs),
+    /// Benchmarks against a running server.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// A failure that is the caller's fault: exit 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("trail: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Keys(command) => keys::run(command).await,
+            Command::Record(args) => record::run(args).await,
+            Command::Query(args) => query::run(args).await,
+            Command::Bench(command) => bench::run(command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("trail: {error:#}");
+            if error.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

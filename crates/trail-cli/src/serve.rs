@@ -1,0 +1,96 @@
+//! `trail serve`: open the store, make the first admin key on a fresh store,
+//! listen, and on SIGTERM or Ctrl-C drain the ingest queue and exit 0.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::Args;
+use tokio::net::TcpListener;
+use trail_server::{auth, AppState, ServerConfig};
+use trail_store::Role;
+
+use crate::store_arg::StoreArgs;
+
+/// Flags of `trail serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "TRAIL_LISTEN", default_value = "127.0.0.1:8750")]
+    listen: SocketAddr,
+    /// Seconds before a request is answered 408.
+    #[arg(long, env = "TRAIL_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
+}
+
+/// The tenant a fresh store starts with.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Runs the server until a shutdown signal.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let store = args.store.open()?;
+    if store.has_no_keys().await? {
+        let tenant = store.ensure_tenant(DEFAULT_TENANT).await?;
+        let key = auth::new_key(&tenant, Role::Admin, None, Some("first admin key".into()), now_micros())
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        store.create_key(&key.record).await?;
+        println!("admin key for tenant {DEFAULT_TENANT} (shown once, keep it): {}", key.text);
+    }
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    println!("trail listening on http://{address}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%address, "listening");
+    let config = ServerConfig {
+        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+    };
+    trail_server::serve(listener, AppState::new(store), config, shutdown_signal()).await?;
+    tracing::info!("stopped; every acknowledged event is committed");
+    Ok(())
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRAIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutdown signal: draining the ingest queue");
+}

@@ -1,0 +1,84 @@
+//! The HTTP API of trail (v1), built on axum.
+//!
+//! [`router`] builds the whole API around an [`AppState`] holding any
+//! [`trail_store::Store`]; the server does not know which backend it runs
+//! on. Handlers live in [`routes`], one module per resource; authentication
+//! in [`auth`]; the problem+json error type in [`error`]. [`serve`] runs the
+//! router on a listener until a shutdown signal, then drains the store's
+//! ingest queue before returning.
+
+pub mod auth;
+pub mod error;
+mod metrics;
+mod params;
+pub mod routes;
+mod settings_cache;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use trail_store::Store;
+
+pub use metrics::Metrics;
+use settings_cache::SettingsCache;
+
+/// Server-wide configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// A request that takes longer is answered 408.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The backend.
+    pub store: Arc<dyn Store>,
+    /// Request and ingest counters.
+    pub metrics: Arc<Metrics>,
+    settings: Arc<SettingsCache>,
+}
+
+impl AppState {
+    /// Wraps a store.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        AppState {
+            store,
+            metrics: Arc::new(Metrics::default()),
+            settings: Arc::new(SettingsCache::default()),
+        }
+    }
+}
+
+/// The whole v1 API.
+pub fn router(state: AppState, config: &ServerConfig) -> Router {
+    routes::router(state, config)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests and
+/// drains the ingest queue (every acknowledged event is durable).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let store = Arc::clone(&state.store);
+    let app = router(state, &config);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    store.shutdown().await;
+    result
+}

@@ -1,0 +1,241 @@
+//! `POST /v1/events` (one object, a JSON array, or NDJSON), `GET /v1/events`
+//! (filtered pages) and `GET /v1/events/{id}` (one record).
+//!
+//! Ingest is all-or-nothing per request: the body is split and every event
+//! validated (each bad field named) before anything reaches the store; the
+//! CPU work (parse, validate, redact, encode) runs on the blocking pool so
+//! large batches never stall the async workers.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::Json;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use trail_core::batch::{split_body, BatchError};
+use trail_core::event::{parse_events, Transport};
+use trail_core::limits::MAX_REQUEST_BYTES;
+use trail_core::record::{flat_view, prepare, PreparedEvent};
+use trail_store::{StoredRecord, TenantSettings};
+use uuid::Uuid;
+
+use crate::auth::authenticate;
+use crate::error::ApiError;
+use crate::{params, AppState};
+
+/// What the blocking stage hands back: prepared events to store, and which
+/// request positions were skipped by the tenant's `record_types`.
+struct Prepared {
+    events: Vec<PreparedEvent>,
+    /// Per request position: `Some(id)` when skipped, `None` when stored.
+    skipped: Vec<Option<Uuid>>,
+}
+
+/// `POST /v1/events`.
+pub async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authenticate(&*state.store, &headers).await?;
+    caller.require_ingest()?;
+    let ndjson = body_is_ndjson(&headers);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_REQUEST_BYTES as u64) {
+        return Err(request_too_large());
+    }
+    let bytes = to_bytes(body, MAX_REQUEST_BYTES)
+        .await
+        .map_err(|_| request_too_large())?;
+    let settings = state
+        .settings
+        .get(&*state.store, &caller.tenant)
+        .await?;
+    let prepared = tokio::task::spawn_blocking(move || prepare_body(&bytes, ndjson, &settings))
+        .await
+        .map_err(ApiError::internal)?;
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            state.metrics.record_rejected(1);
+            return Err(error);
+        }
+    };
+    let accepted = state.store.append(&caller.tenant, prepared.events).await?;
+    let duplicates = accepted.iter().filter(|a| a.duplicate).count() as u64;
+    state
+        .metrics
+        .record_ingest(accepted.len() as u64 - duplicates, duplicates);
+    let mut accepted = accepted.into_iter();
+    let mut out = Vec::with_capacity(prepared.skipped.len());
+    for skipped in prepared.skipped {
+        match skipped {
+            Some(id) => out.push(json!({
+                "id": id, "seq": null, "leaf_hash": null, "duplicate": false, "skipped": true,
+            })),
+            None => {
+                let a = accepted
+                    .next()
+                    .ok_or_else(|| ApiError::internal("store returned too few results"))?;
+                out.push(json!({
+                    "id": a.id, "seq": a.seq, "leaf_hash": hex::encode(a.leaf_hash),
+                    "duplicate": a.duplicate,
+                }));
+            }
+        }
+    }
+    Ok(Json(json!({ "accepted": out })))
+}
+
+fn request_too_large() -> ApiError {
+    ApiError::too_large(
+        "max_request_bytes",
+        format!("a request body may be at most {MAX_REQUEST_BYTES} bytes"),
+    )
+}
+
+/// NDJSON when the Content-Type says so; anything else is read as JSON (one
+/// object or an array; several newline-separated objects are taken as
+/// NDJSON too), so that `curl -d` works without a header.
+fn body_is_ndjson(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let media = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        media.as_str(),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines"
+    )
+}
+
+/// Split, validate, redact, apply the content policy and encode: everything
+/// up to the point where only the writer can go on (seq, seal, commit).
+fn prepare_body(bytes: &[u8], ndjson: bool, settings: &TenantSettings) -> Result<Prepared, ApiError> {
+    let values = split_body(bytes, ndjson).map_err(batch_error)?;
+    let events = parse_events(values).map_err(|errors| {
+        let detail = if errors.len() == 1 {
+            format!("{}: {}", errors[0].field, errors[0].message)
+        } else {
+            format!("{} invalid fields; nothing was recorded", errors.len())
+        };
+        ApiError::invalid(detail, errors)
+    })?;
+    let mut salts = vec![0u8; 32 * events.len()];
+    getrandom::fill(&mut salts).map_err(ApiError::internal)?;
+    let mut prepared = Prepared {
+        events: Vec::with_capacity(events.len()),
+        skipped: Vec::with_capacity(events.len()),
+    };
+    for (mut event, salt) in events.into_iter().zip(salts.chunks_exact(32)) {
+        if let Some(types) = &settings.record_types {
+            if !types.contains(&event.event_type) {
+                prepared.skipped.push(Some(event.id.unwrap_or_else(Uuid::now_v7)));
+                continue;
+            }
+        }
+        event.transport.get_or_insert(Transport::Http);
+        let mut salt_bytes = [0u8; 32];
+        salt_bytes.copy_from_slice(salt);
+        prepared.events.push(prepare(
+            event,
+            settings.content_policy,
+            salt_bytes,
+            Uuid::now_v7(),
+        ));
+        prepared.skipped.push(None);
+    }
+    Ok(prepared)
+}
+
+fn batch_error(error: BatchError) -> ApiError {
+    let detail = error.to_string();
+    match &error {
+        BatchError::EventTooLarge { index, .. } => {
+            ApiError::too_large(format!("[{index}] max_event_bytes"), detail)
+        }
+        BatchError::TooManyEvents { .. } => ApiError::too_large("max_batch_events", detail),
+        BatchError::TooDeep { location } => ApiError::bad_field(location.clone(), detail),
+        BatchError::Malformed { location, .. } => ApiError::bad_field(location.clone(), detail),
+        _ => ApiError::bad_field("body", detail),
+    }
+}
+
+/// The flat view of a record.
+fn flat(record: &StoredRecord) -> Result<Map<String, Value>, ApiError> {
+    flat_view(
+        &record.envelope,
+        record.content.as_deref(),
+        &record.leaf_hash,
+        record.content_erased,
+    )
+    .map_err(ApiError::internal)
+}
+
+/// `GET /v1/events`.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authenticate(&*state.store, &headers).await?;
+    let scope = caller.require_read()?;
+    let query = params::event_query(pairs)?;
+    let page = state.store.query(&scope, &query).await?;
+    let events = page
+        .records
+        .iter()
+        .map(|record| flat(record).map(Value::Object))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut body = json!({
+        "events": events,
+        "next_cursor": page.next_cursor.map(|seq| seq.to_string()),
+    });
+    if let Some(total) = page.total {
+        body["total"] = json!(total);
+    }
+    Ok(Json(body))
+}
+
+/// `GET /v1/events/{id}`.
+pub async fn detail(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authenticate(&*state.store, &headers).await?;
+    let scope = caller.require_read()?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_field("id", "must be a UUID"))?;
+    let record = state
+        .store
+        .get(&scope, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("event {id} not found")))?;
+    let envelope: Value = serde_json::from_slice(&record.envelope).map_err(ApiError::internal)?;
+    let content: Value = match &record.content {
+        Some(bytes) => serde_json::from_slice(bytes).map_err(ApiError::internal)?,
+        None => Value::Null,
+    };
+    let salt = record
+        .content_salt
+        .filter(|_| record.content.is_some())
+        .map(|salt| base64::engine::general_purpose::STANDARD.encode(salt));
+    Ok(Json(json!({
+        "seq": record.seq,
+        "leaf_hash": hex::encode(record.leaf_hash),
+        "envelope": envelope,
+        "content": content,
+        "content_salt": salt,
+        "content_erased": record.content_erased,
+        "record": flat(&record)?,
+    })))
+}

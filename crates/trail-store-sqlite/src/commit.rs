@@ -1,0 +1,290 @@
+//! [`SqliteCommitter`]: the sqlite side of the group-commit writer. One
+//! `BEGIN IMMEDIATE` transaction per batch; one savepoint per job so a job
+//! whose id conflicts rolls back alone; sequencing, sealing and inserting
+//! with cached prepared statements; then one `COMMIT` (WAL, synchronous=FULL)
+//! before any job is acknowledged.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use trail_core::record::{idempotency_digest_of_envelope, PreparedEvent};
+use trail_store::writer::{AppendJob, Committer, JobResult};
+use trail_store::{Accepted, StoreError, Tenant};
+
+use crate::dims::{dims_of, DimKind};
+
+/// A kind's slice of the dims cache is dropped when it grows past this many entries.
+const DIM_CACHE_LIMIT: usize = 200_000;
+
+/// Owns the write connection; runs on the writer thread.
+pub struct SqliteCommitter {
+    conn: Connection,
+    dim_cache: HashMap<(i64, DimKind), HashMap<String, i64>>,
+}
+
+/// Where a tenant's log stands inside the current transaction.
+#[derive(Clone, Copy)]
+struct Head {
+    next_seq: u64,
+    received_at: i64,
+}
+
+impl SqliteCommitter {
+    /// Wraps an open, migrated connection.
+    pub fn new(conn: Connection) -> Self {
+        SqliteCommitter {
+            conn,
+            dim_cache: HashMap::new(),
+        }
+    }
+
+    fn head(&self, tenant: &Tenant, now: i64) -> Result<Head, StoreError> {
+        let last: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, received_at FROM records WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT 1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([tenant.id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .map_err(StoreError::backend)?;
+        Ok(match last {
+            Some((seq, received_at)) => Head {
+                next_seq: seq as u64 + 1,
+                // received_at never goes backwards within a log, whatever the clock does.
+                received_at: received_at.max(now),
+            },
+            None => Head {
+                next_seq: 0,
+                received_at: now,
+            },
+        })
+    }
+
+    fn dim_id(&mut self, tenant: i64, kind: DimKind, value: &str) -> Result<i64, StoreError> {
+        if let Some(id) = self
+            .dim_cache
+            .get(&(tenant, kind))
+            .and_then(|values| values.get(value))
+        {
+            return Ok(*id);
+        }
+        let id: i64 = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO dims (tenant_id, kind, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (tenant_id, kind, value) DO UPDATE SET n = n RETURNING id",
+            )
+            .and_then(|mut stmt| stmt.query_row(params![tenant, kind as u8, value], |row| row.get(0)))
+            .map_err(StoreError::backend)?;
+        let values = self.dim_cache.entry((tenant, kind)).or_default();
+        if values.len() >= DIM_CACHE_LIMIT {
+            values.clear();
+        }
+        values.insert(value.to_owned(), id);
+        Ok(id)
+    }
+
+    /// Writes one job inside the open transaction; `Ok(Err(..))` when the
+    /// job must be rolled back alone.
+    fn write_job(&mut self, job: &AppendJob, head: &mut Head) -> Result<JobResult, StoreError> {
+        let tenant = &job.tenant;
+        let mut accepted = Vec::with_capacity(job.events.len());
+        let mut postings: Vec<(i64, i64)> = Vec::with_capacity(job.events.len() * 8);
+        let mut counts: HashMap<i64, i64> = HashMap::new();
+        for event in &job.events {
+            let seq = head.next_seq;
+            let sealed = event.seal(&tenant.name, seq, head.received_at);
+            let index = &event.index;
+            let name_dim = self.dim_id(tenant.id, DimKind::Name, &index.name)?;
+            let inserted = self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO records (tenant_id, seq, id, received_at, ts, type, status, name_dim, \
+                     duration_ms, has_content, envelope, leaf_hash) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        tenant.id,
+                        seq as i64,
+                        event.id.as_bytes().as_slice(),
+                        head.received_at,
+                        index.started_at.unwrap_or(head.received_at),
+                        index.event_type.code(),
+                        index.status.code(),
+                        name_dim,
+                        index.duration_ms.map(|d| d.min(i64::MAX as u64) as i64),
+                        event.content.is_some(),
+                        sealed.envelope,
+                        sealed.leaf_hash.as_slice(),
+                    ])
+                });
+            match inserted {
+                Ok(_) => {}
+                Err(rusqlite::Error::SqliteFailure(error, Some(message)))
+                    if error.code == ErrorCode::ConstraintViolation
+                        && message.contains("records.id") =>
+                {
+                    match self.duplicate(tenant, event)? {
+                        Ok(original) => {
+                            accepted.push(original);
+                            continue;
+                        }
+                        Err(conflict) => return Ok(Err(conflict)),
+                    }
+                }
+                Err(error) => return Err(StoreError::backend(error)),
+            }
+            let rid = self.conn.last_insert_rowid();
+            if let Some(content) = &event.content {
+                self.conn
+                    .prepare_cached("INSERT INTO content (rid, salt, body) VALUES (?1, ?2, ?3)")
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![rid, content.salt.as_slice(), content.bytes])
+                    })
+                    .map_err(StoreError::backend)?;
+            }
+            for (kind, value) in dims_of(index) {
+                let dim = if kind == DimKind::Name {
+                    name_dim
+                } else {
+                    self.dim_id(tenant.id, kind, value)?
+                };
+                postings.push((dim, seq as i64));
+                *counts.entry(dim).or_default() += 1;
+            }
+            accepted.push(Accepted {
+                id: event.id,
+                seq,
+                leaf_hash: sealed.leaf_hash,
+                duplicate: false,
+            });
+            head.next_seq += 1;
+        }
+        // Sorted inserts walk each B-tree page once per batch.
+        postings.sort_unstable();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("INSERT INTO postings (tenant_id, dim, seq) VALUES (?1, ?2, ?3)")
+                .map_err(StoreError::backend)?;
+            for (dim, seq) in postings {
+                stmt.execute(params![tenant.id, dim, seq])
+                    .map_err(StoreError::backend)?;
+            }
+        }
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("UPDATE dims SET n = n + ?1 WHERE id = ?2")
+                .map_err(StoreError::backend)?;
+            for (dim, count) in counts {
+                stmt.execute(params![count, dim]).map_err(StoreError::backend)?;
+            }
+        }
+        Ok(Ok(accepted))
+    }
+
+    /// The id is taken: same event (idempotent resend) or a conflict.
+    fn duplicate(
+        &self,
+        tenant: &Tenant,
+        event: &PreparedEvent,
+    ) -> Result<Result<Accepted, StoreError>, StoreError> {
+        let (seq, envelope, leaf_hash): (i64, Vec<u8>, Vec<u8>) = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, envelope, leaf_hash FROM records WHERE tenant_id = ?1 AND id = ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![tenant.id, event.id.as_bytes().as_slice()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+            })
+            .map_err(StoreError::backend)?;
+        let stored = idempotency_digest_of_envelope(&envelope)
+            .map_err(|error| StoreError::Corrupt(format!("seq {seq}: {error}")))?;
+        if stored != event.idempotency_digest() {
+            return Ok(Err(StoreError::Conflict {
+                id: event.id.to_string(),
+                seq: seq as u64,
+            }));
+        }
+        let leaf_hash: [u8; 32] = leaf_hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt(format!("seq {seq}: leaf hash is not 32 bytes")))?;
+        Ok(Ok(Accepted {
+            id: event.id,
+            seq: seq as u64,
+            leaf_hash,
+            duplicate: true,
+        }))
+    }
+
+    fn commit_all(&mut self, jobs: &[AppendJob]) -> Result<Vec<JobResult>, StoreError> {
+        let now = now_micros();
+        let mut heads: HashMap<i64, Head> = HashMap::new();
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let head = match heads.get(&job.tenant.id) {
+                Some(head) => *head,
+                None => self.head(&job.tenant, now)?,
+            };
+            let mut job_head = head;
+            self.conn
+                .execute_batch("SAVEPOINT job")
+                .map_err(StoreError::backend)?;
+            match self.write_job(job, &mut job_head)? {
+                Ok(accepted) => {
+                    self.conn
+                        .execute_batch("RELEASE job")
+                        .map_err(StoreError::backend)?;
+                    heads.insert(job.tenant.id, job_head);
+                    results.push(Ok(accepted));
+                }
+                Err(error) => {
+                    self.conn
+                        .execute_batch("ROLLBACK TO job; RELEASE job")
+                        .map_err(StoreError::backend)?;
+                    // Dims created inside the savepoint are gone again.
+                    self.dim_cache.clear();
+                    heads.insert(job.tenant.id, head);
+                    results.push(Err(error));
+                }
+            }
+        }
+        Ok(results)
+    }
+}
+
+impl Committer for SqliteCommitter {
+    fn commit(&mut self, jobs: &[AppendJob]) -> Result<Vec<JobResult>, StoreError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(StoreError::backend)?;
+        let outcome = self
+            .commit_all(jobs)
+            .and_then(|results| {
+                self.conn
+                    .execute_batch("COMMIT")
+                    .map_err(StoreError::backend)?;
+                Ok(results)
+            });
+        if outcome.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.dim_cache.clear();
+        }
+        outcome
+    }
+}
+
+/// Wall-clock time in unix microseconds.
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

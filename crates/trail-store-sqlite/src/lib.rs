@@ -1,0 +1,233 @@
+//! The embedded default backend of trail: one sqlite file in WAL mode with
+//! `synchronous=FULL`, written by the group-commit writer thread and read
+//! through a small pool of read connections.
+//!
+//! [`SqliteStore::open`] creates or migrates the database, starts the writer
+//! and returns a [`trail_store::Store`]. Several processes may open the same
+//! file: every batch re-reads the tenant's log head under `BEGIN IMMEDIATE`,
+//! so seqs stay gap-free whoever writes.
+
+mod admin;
+mod commit;
+mod dims;
+mod read;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use trail_core::record::PreparedEvent;
+use trail_store::writer::{Writer, WriterConfig, WriterMetrics};
+use trail_store::{
+    Accepted, ApiKey, EventQuery, Page, ReadScope, Stats, StatsQuery, Store, StoreError,
+    StoredRecord, Tenant, TenantSettings,
+};
+use uuid::Uuid;
+
+pub use read::nearest_rank;
+pub use schema::SCHEMA_VERSION;
+
+/// Tuning of the sqlite backend.
+#[derive(Debug, Clone, Copy)]
+pub struct SqliteOptions {
+    /// Page cache of the write connection, in KiB.
+    pub writer_cache_kib: u32,
+    /// Page cache of each read connection, in KiB.
+    pub reader_cache_kib: u32,
+    /// WAL pages before an automatic checkpoint.
+    pub wal_autocheckpoint: u32,
+    /// The writer's queue and batch sizes.
+    pub writer: WriterConfig,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            writer_cache_kib: 64 * 1024,
+            reader_cache_kib: 16 * 1024,
+            wal_autocheckpoint: 10_000,
+            writer: WriterConfig::default(),
+        }
+    }
+}
+
+/// A sqlite-backed [`Store`].
+pub struct SqliteStore {
+    path: PathBuf,
+    options: SqliteOptions,
+    writer: Writer,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating when needed) the database at `path`.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|error| {
+                    StoreError::Backend(format!("cannot create {}: {error}", parent.display()))
+                })?;
+            }
+        }
+        let mut conn = connect(path, options.writer_cache_kib)?;
+        conn.pragma_update(None, "wal_autocheckpoint", options.wal_autocheckpoint)
+            .map_err(StoreError::backend)?;
+        schema::migrate(&mut conn)?;
+        let writer = Writer::start(commit::SqliteCommitter::new(conn), options.writer);
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            options,
+            writer,
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` on a pooled read connection on the blocking pool.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        let path = self.path.clone();
+        let cache = self.options.reader_cache_kib;
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => connect(&path, cache)?,
+            };
+            let result = work(&conn);
+            if let Ok(mut pool) = readers.lock() {
+                if pool.len() < 8 {
+                    pool.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("reader task failed: {error}")))?
+    }
+}
+
+/// Opens a connection with trail's pragmas.
+fn connect(path: &Path, cache_kib: u32) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| StoreError::Backend(format!("cannot open {}: {error}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(StoreError::backend)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(StoreError::backend)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(StoreError::backend)?;
+    conn.pragma_update(None, "cache_size", -i64::from(cache_kib))
+        .map_err(StoreError::backend)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(StoreError::backend)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn append(
+        &self,
+        tenant: &Tenant,
+        events: Vec<PreparedEvent>,
+    ) -> Result<Vec<Accepted>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer.append(tenant.clone(), events).await
+    }
+
+    async fn query(&self, scope: &ReadScope, query: &EventQuery) -> Result<Page, StoreError> {
+        let (scope, query) = (scope.clone(), query.clone());
+        self.read(move |conn| read::query(conn, &scope, &query)).await
+    }
+
+    async fn get(&self, scope: &ReadScope, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {
+        let scope = scope.clone();
+        self.read(move |conn| read::get(conn, &scope, id)).await
+    }
+
+    async fn stats(&self, scope: &ReadScope, query: &StatsQuery) -> Result<Stats, StoreError> {
+        let (scope, query) = (scope.clone(), query.clone());
+        self.read(move |conn| read::stats(conn, &scope, &query)).await
+    }
+
+    async fn log_size(&self, tenant: &Tenant) -> Result<u64, StoreError> {
+        let tenant = tenant.id;
+        self.read(move |conn| read::log_size(conn, tenant)).await
+    }
+
+    async fn ensure_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| admin::ensure_tenant(conn, &name)).await
+    }
+
+    async fn tenant(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| admin::tenant(conn, &name)).await
+    }
+
+    async fn has_no_keys(&self) -> Result<bool, StoreError> {
+        self.read(admin::has_no_keys).await
+    }
+
+    async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.read(move |conn| admin::create_key(conn, &key)).await
+    }
+
+    async fn key(&self, key_id: &str) -> Result<Option<ApiKey>, StoreError> {
+        let key_id = key_id.to_owned();
+        self.read(move |conn| admin::key(conn, &key_id)).await
+    }
+
+    async fn list_keys(&self, tenant: &Tenant) -> Result<Vec<ApiKey>, StoreError> {
+        let tenant = tenant.clone();
+        self.read(move |conn| admin::list_keys(conn, &tenant)).await
+    }
+
+    async fn revoke_key(&self, tenant: &Tenant, key_id: &str) -> Result<ApiKey, StoreError> {
+        let (tenant, key_id) = (tenant.clone(), key_id.to_owned());
+        self.read(move |conn| admin::revoke_key(conn, &tenant, &key_id))
+            .await
+    }
+
+    async fn settings(&self, tenant: &Tenant) -> Result<TenantSettings, StoreError> {
+        let tenant = tenant.clone();
+        self.read(move |conn| admin::settings(conn, &tenant)).await
+    }
+
+    async fn put_settings(
+        &self,
+        tenant: &Tenant,
+        settings: &TenantSettings,
+    ) -> Result<(), StoreError> {
+        let (tenant, settings) = (tenant.clone(), settings.clone());
+        self.read(move |conn| admin::put_settings(conn, &tenant, &settings))
+            .await
+    }
+
+    fn writer_metrics(&self) -> WriterMetrics {
+        self.writer.metrics()
+    }
+
+    async fn shutdown(&self) {
+        self.writer.shutdown().await;
+    }
+}

@@ -1,0 +1,120 @@
+//! Versioned migrations of the sqlite schema, applied at open.
+//!
+//! `PRAGMA user_version` holds the schema version. A database whose version
+//! is newer than this build knows is refused with a clear message rather than
+//! half-understood. Each migration runs in its own transaction.
+//!
+//! Layout, chosen for append speed (see ARCHITECTURE.md):
+//! - `records` is a rowid table in arrival order; its secondary indexes are
+//!   all keyed by (tenant, something monotonic) so inserts touch the right
+//!   edge of each B-tree: (tenant, seq), (tenant, id) with time-ordered ids,
+//!   (tenant, ts).
+//! - Every equality filter goes through one inverted index, `postings`
+//!   (tenant, dim, seq), where `dim` is a small integer from the `dims`
+//!   dictionary (one row per distinct (tenant, kind, value), with a running
+//!   count that lets the planner pick the most selective list).
+//! - `content` holds the erasable part (salt and JCS content) apart from the
+//!   envelope, so erasure never touches a leaf.
+//! - Triggers abort UPDATE and DELETE on records, postings and content.
+
+use rusqlite::Connection;
+use trail_store::StoreError;
+
+/// The migrations, in order; index + 1 is the version they lead to.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tenants (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+    key_id      TEXT PRIMARY KEY,
+    tenant_id   INTEGER NOT NULL REFERENCES tenants(id),
+    role        TEXT NOT NULL CHECK (role IN ('ingest', 'read', 'admin')),
+    user_id     TEXT,
+    secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
+    label       TEXT,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE INDEX api_keys_tenant ON api_keys(tenant_id, created_at);
+CREATE TABLE settings (
+    tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id),
+    body      TEXT NOT NULL
+);
+CREATE TABLE dims (
+    id        INTEGER PRIMARY KEY,
+    tenant_id INTEGER NOT NULL,
+    kind      INTEGER NOT NULL,
+    value     TEXT NOT NULL,
+    n         INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (tenant_id, kind, value)
+);
+CREATE TABLE records (
+    rid         INTEGER PRIMARY KEY,
+    tenant_id   INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    id          BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    ts          INTEGER NOT NULL,
+    type        INTEGER NOT NULL,
+    status      INTEGER NOT NULL,
+    name_dim    INTEGER NOT NULL,
+    duration_ms INTEGER,
+    has_content INTEGER NOT NULL,
+    envelope    BLOB NOT NULL,
+    leaf_hash   BLOB NOT NULL
+);
+CREATE UNIQUE INDEX records_seq ON records(tenant_id, seq);
+CREATE UNIQUE INDEX records_id ON records(tenant_id, id);
+CREATE INDEX records_ts ON records(tenant_id, ts);
+CREATE TABLE postings (
+    tenant_id INTEGER NOT NULL,
+    dim       INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, dim, seq)
+) WITHOUT ROWID;
+CREATE TABLE content (
+    rid  INTEGER PRIMARY KEY,
+    salt BLOB NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TRIGGER records_append_only_update BEFORE UPDATE ON records
+BEGIN SELECT RAISE(ABORT, 'trail: records are append-only'); END;
+CREATE TRIGGER records_append_only_delete BEFORE DELETE ON records
+BEGIN SELECT RAISE(ABORT, 'trail: records are append-only'); END;
+CREATE TRIGGER postings_append_only_update BEFORE UPDATE ON postings
+BEGIN SELECT RAISE(ABORT, 'trail: postings are append-only'); END;
+CREATE TRIGGER postings_append_only_delete BEFORE DELETE ON postings
+BEGIN SELECT RAISE(ABORT, 'trail: postings are append-only'); END;
+CREATE TRIGGER content_append_only_update BEFORE UPDATE ON content
+BEGIN SELECT RAISE(ABORT, 'trail: content is append-only'); END;
+CREATE TRIGGER content_append_only_delete BEFORE DELETE ON content
+BEGIN SELECT RAISE(ABORT, 'trail: content is append-only'); END;
+"#];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`SCHEMA_VERSION`], or refuses a newer one.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(StoreError::backend)?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::Incompatible(format!(
+            "this database has schema version {current}, written by a newer trail; \
+             this build understands versions up to {SCHEMA_VERSION}: upgrade trail"
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = index as i64 + 1;
+        let tx = conn.transaction().map_err(StoreError::backend)?;
+        tx.execute_batch(sql).map_err(StoreError::backend)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(StoreError::backend)?;
+        tx.commit().map_err(StoreError::backend)?;
+        tracing::info!(version, "applied sqlite migration");
+    }
+    Ok(())
+}

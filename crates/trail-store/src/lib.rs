@@ -1,0 +1,88 @@
+//! The storage contract of trail: the [`Store`] trait every backend implements,
+//! its error enum [`StoreError`], the query and key types the server passes in,
+//! the group-commit [`writer`] that turns concurrent ingest requests into one
+//! durable transaction per batch, and the [`conformance`] suite that every
+//! backend runs unchanged.
+//!
+//! Backends persist the bytes that `trail-core` produced (envelopes, leaf
+//! hashes, salted content); they never compute or re-derive them, except for
+//! sealing a prepared event once its sequence number is known, which is itself
+//! a `trail-core` call.
+
+pub mod conformance;
+mod error;
+mod model;
+pub mod writer;
+
+pub use error::StoreError;
+pub use model::*;
+
+use async_trait::async_trait;
+use trail_core::record::PreparedEvent;
+use uuid::Uuid;
+
+/// A durable, append-only, multi-tenant store of audit records.
+///
+/// Every method is scoped to one tenant; no method can read or write across
+/// tenants. Reads that take a [`ReadScope`] also honour a user binding: a
+/// read key bound to one `user_id` never sees another user's records.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Appends a batch of events to the tenant's log, all or nothing, and
+    /// returns once the batch is durable. Results are in request order.
+    async fn append(
+        &self,
+        tenant: &Tenant,
+        events: Vec<PreparedEvent>,
+    ) -> Result<Vec<Accepted>, StoreError>;
+
+    /// One page of records matching the query.
+    async fn query(&self, scope: &ReadScope, query: &EventQuery) -> Result<Page, StoreError>;
+
+    /// One record by its event id.
+    async fn get(&self, scope: &ReadScope, id: Uuid) -> Result<Option<StoredRecord>, StoreError>;
+
+    /// Aggregates over the records matching the filters.
+    async fn stats(&self, scope: &ReadScope, query: &StatsQuery) -> Result<Stats, StoreError>;
+
+    /// Number of records in the tenant's log (its next seq).
+    async fn log_size(&self, tenant: &Tenant) -> Result<u64, StoreError>;
+
+    /// Creates the tenant if it does not exist and returns it.
+    async fn ensure_tenant(&self, name: &str) -> Result<Tenant, StoreError>;
+
+    /// The tenant with this name, if any.
+    async fn tenant(&self, name: &str) -> Result<Option<Tenant>, StoreError>;
+
+    /// Whether no API key exists yet in any tenant (first start).
+    async fn has_no_keys(&self) -> Result<bool, StoreError>;
+
+    /// Stores a new API key (its secret only as a hash).
+    async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+
+    /// A key by its public id, revoked or not. Used by authentication.
+    async fn key(&self, key_id: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Every key of the tenant, newest first.
+    async fn list_keys(&self, tenant: &Tenant) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Marks a key revoked; `NotFound` when the tenant has no such key.
+    async fn revoke_key(&self, tenant: &Tenant, key_id: &str) -> Result<ApiKey, StoreError>;
+
+    /// The tenant's settings (defaults where never set).
+    async fn settings(&self, tenant: &Tenant) -> Result<TenantSettings, StoreError>;
+
+    /// Replaces the tenant's settings.
+    async fn put_settings(
+        &self,
+        tenant: &Tenant,
+        settings: &TenantSettings,
+    ) -> Result<(), StoreError>;
+
+    /// Counters of the ingest writer, for `/metrics`.
+    fn writer_metrics(&self) -> writer::WriterMetrics;
+
+    /// Stops taking new appends, commits everything queued, and returns
+    /// when the queue is empty.
+    async fn shutdown(&self);
+}
