@@ -99,11 +99,7 @@ pub fn split_body(body: &[u8], ndjson: bool) -> Result<Vec<Value>, BatchError> {
     }
     match serde_json::from_str::<&RawValue>(text) {
         Ok(raw) => split_single(raw),
-        Err(err) if looks_like_ndjson(text) => split_ndjson(text).map_err(|e| match e {
-            // Not NDJSON after all: report the whole-body error.
-            BatchError::Malformed { .. } => body_error(&err),
-            other => other,
-        }),
+        Err(_) if looks_like_ndjson(text) => split_ndjson(text),
         Err(err) => Err(body_error(&err)),
     }
 }
@@ -166,7 +162,11 @@ fn split_ndjson(text: &str) -> Result<Vec<Value>, BatchError> {
 /// The body failed to parse as one value: is it several values, one per
 /// line? True when the first non-blank line is itself a complete JSON object.
 fn looks_like_ndjson(text: &str) -> bool {
-    let Some(first) = text.split('\n').map(str::trim_ascii).find(|l| !l.is_empty()) else {
+    let Some(first) = text
+        .split('\n')
+        .map(str::trim_ascii)
+        .find(|l| !l.is_empty())
+    else {
         return false;
     };
     first.starts_with('{')

@@ -23,8 +23,11 @@ pub struct UnknownPolicy(pub String);
 
 impl ContentPolicy {
     /// Every policy, least to most retained.
-    pub const ALL: &'static [ContentPolicy] =
-        &[ContentPolicy::Hash, ContentPolicy::Summary, ContentPolicy::Full];
+    pub const ALL: &'static [ContentPolicy] = &[
+        ContentPolicy::Hash,
+        ContentPolicy::Summary,
+        ContentPolicy::Full,
+    ];
 
     /// The wire string: `hash`, `summary` or `full`.
     pub const fn as_str(self) -> &'static str {

@@ -195,13 +195,18 @@ mod tests {
     #[test]
     fn round_trip_examples() {
         let us = parse_rfc3339("2026-11-23T14:34:04.123456Z");
-        assert_eq!(us.map(format_rfc3339).as_deref(), Ok("2026-11-23T14:34:04.123456Z"));
+        assert_eq!(
+            us.map(format_rfc3339).as_deref(),
+            Ok("2026-11-23T14:34:04.123456Z")
+        );
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(0));
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Ok(0));
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59.9999999z"), Ok(-1));
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999999Z");
         assert_eq!(
-            parse_rfc3339("2024-02-29t12:00:00.5-05:30").map(format_rfc3339).as_deref(),
+            parse_rfc3339("2024-02-29t12:00:00.5-05:30")
+                .map(format_rfc3339)
+                .as_deref(),
             Ok("2024-02-29T17:30:00.500000Z")
         );
     }

@@ -34,7 +34,10 @@ fn empty_bodies() {
 
 #[test]
 fn malformed_and_utf8() {
-    assert_eq!(split_body(b"{\"a\":\xff}", false), Err(BatchError::InvalidUtf8));
+    assert_eq!(
+        split_body(b"{\"a\":\xff}", false),
+        Err(BatchError::InvalidUtf8)
+    );
     match split_body(b"{\"a\": }", false) {
         Err(BatchError::Malformed { location, .. }) => assert_eq!(location, "line 1 column 7"),
         other => panic!("unexpected {other:?}"),
@@ -51,7 +54,10 @@ fn malformed_and_utf8() {
         other => panic!("unexpected {other:?}"),
     }
     // Two objects on one line are not NDJSON.
-    assert!(matches!(split_body(b"{} {}", false), Err(BatchError::Malformed { .. })));
+    assert!(matches!(
+        split_body(b"{} {}", false),
+        Err(BatchError::Malformed { .. })
+    ));
 }
 
 #[test]
@@ -59,7 +65,13 @@ fn limits() {
     let pad = "x".repeat(MAX_EVENT_BYTES);
     let big = format!(r#"[{{"name":"a"}},{{"name":"{pad}"}}]"#);
     match split_body(big.as_bytes(), false) {
-        Err(e @ BatchError::EventTooLarge { index: 1, limit: MAX_EVENT_BYTES, .. }) => assert!(e.is_limit()),
+        Err(
+            e @ BatchError::EventTooLarge {
+                index: 1,
+                limit: MAX_EVENT_BYTES,
+                ..
+            },
+        ) => assert!(e.is_limit()),
         other => panic!("unexpected {other:?}"),
     }
     let exact = format!(r#"{{"n":"{}"}}"#, "x".repeat(MAX_EVENT_BYTES - 8));
@@ -68,19 +80,33 @@ fn limits() {
 
     let many = format!("[{}]", vec!["{}"; MAX_BATCH_EVENTS + 1].join(","));
     match split_body(many.as_bytes(), false) {
-        Err(e @ BatchError::TooManyEvents { count, limit: MAX_BATCH_EVENTS }) => {
+        Err(
+            e @ BatchError::TooManyEvents {
+                count,
+                limit: MAX_BATCH_EVENTS,
+            },
+        ) => {
             assert_eq!(count, MAX_BATCH_EVENTS + 1);
             assert!(e.is_limit());
         }
         other => panic!("unexpected {other:?}"),
     }
     let many_nd = vec!["{}"; MAX_BATCH_EVENTS + 1].join("\n");
-    assert!(matches!(split_body(many_nd.as_bytes(), true), Err(BatchError::TooManyEvents { .. })));
+    assert!(matches!(
+        split_body(many_nd.as_bytes(), true),
+        Err(BatchError::TooManyEvents { .. })
+    ));
     let max = format!("[{}]", vec!["{}"; MAX_BATCH_EVENTS].join(","));
-    assert_eq!(split_body(max.as_bytes(), false).map(|v| v.len()), Ok(MAX_BATCH_EVENTS));
+    assert_eq!(
+        split_body(max.as_bytes(), false).map(|v| v.len()),
+        Ok(MAX_BATCH_EVENTS)
+    );
 
     let huge = vec![b' '; MAX_REQUEST_BYTES + 1];
-    assert!(matches!(split_body(&huge, false), Err(BatchError::RequestTooLarge { .. })));
+    assert!(matches!(
+        split_body(&huge, false),
+        Err(BatchError::RequestTooLarge { .. })
+    ));
 }
 
 /// Runs `f` on a thread with a deliberately small stack, so an accidental
@@ -98,8 +124,13 @@ fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 fn hostile_depth_is_rejected_quickly() {
     let depth = 100_000;
     let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-    let in_object = format!(r#"{{"metadata":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
-    let objects = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+    let in_object = format!(
+        r#"{{"metadata":{}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    // 5 bytes per level: stay under the per-event size limit.
+    let objects = format!("{}1{}", r#"{"a":"#.repeat(40_000), "}".repeat(40_000));
     let unclosed = "[".repeat(depth);
     let cases: Vec<(String, bool)> = vec![
         (arrays.clone(), false),
@@ -117,7 +148,11 @@ fn hostile_depth_is_rejected_quickly() {
             .map(|(body, nd)| split_body(body.as_bytes(), nd))
             .collect::<Vec<_>>()
     });
-    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
     let locations: Vec<String> = results
         .into_iter()
         .map(|r| match r {
@@ -126,6 +161,9 @@ fn hostile_depth_is_rejected_quickly() {
             other => panic!("unexpected {other:?}"),
         })
         .collect();
-    assert_eq!(locations[..6], ["[0]", "body", "body", "[0]", "line 2", "line 1"]);
+    assert_eq!(
+        locations[..6],
+        ["[0]", "body", "body", "[0]", "line 2", "line 1"]
+    );
     assert!(locations[6].starts_with("malformed"), "{}", locations[6]);
 }

@@ -37,13 +37,22 @@ fn full_event_normalizes() {
         "metadata": {"k": [1, 2]}
     }))
     .expect("valid");
-    assert_eq!(ev.id.map(|u| u.to_string()).as_deref(), Some("0190a0b1-c2d3-7e4f-8a9b-0c1d2e3f4a5b"));
+    assert_eq!(
+        ev.id.map(|u| u.to_string()).as_deref(),
+        Some("0190a0b1-c2d3-7e4f-8a9b-0c1d2e3f4a5b")
+    );
     assert_eq!(ev.event_type, EventType::LlmCall);
     assert_eq!(ev.status, Status::Error);
     assert_eq!(ev.transport, Some(Transport::Sdk));
     assert_eq!(ev.duration_ms, Some(1100));
-    assert_eq!(ev.ended_at.zip(ev.started_at).map(|(e, s)| e - s), Some(1_100_000));
-    assert_eq!(ev.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert_eq!(
+        ev.ended_at.zip(ev.started_at).map(|(e, s)| e - s),
+        Some(1_100_000)
+    );
+    assert_eq!(
+        ev.trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
     assert_eq!(ev.parent_span_id, None);
     assert_eq!(ev.output_tokens, Some(20));
     assert_eq!(ev.exit_code, Some(-1));
@@ -58,7 +67,8 @@ fn full_event_normalizes() {
 
 #[test]
 fn minimal_event_defaults() {
-    let ev = parse_event(json!({"type": "tool_call", "name": "ls", "status": null})).expect("valid");
+    let ev =
+        parse_event(json!({"type": "tool_call", "name": "ls", "status": null})).expect("valid");
     assert_eq!(ev.status, Status::Ok);
     assert_eq!(ev.id, None);
     assert!(ev.document_ids.is_empty());
@@ -69,7 +79,13 @@ fn minimal_event_defaults() {
 fn not_an_object() {
     for v in [json!([]), json!("x"), json!(null), json!(1)] {
         let errs = errors(v);
-        assert_eq!(errs, vec![FieldError { field: String::new(), message: "event must be a JSON object".into() }]);
+        assert_eq!(
+            errs,
+            vec![FieldError {
+                field: String::new(),
+                message: "event must be a JSON object".into()
+            }]
+        );
     }
 }
 
@@ -108,15 +124,43 @@ fn every_bad_field_is_reported() {
     }));
     let got = fields(&errs);
     for want in [
-        "bogus", "type", "name", "id", "status", "transport", "error", "input_summary",
-        "user_id", "user_email", "model", "trace_id", "span_id", "parent_span_id",
-        "ended_at", "duration_ms", "input_tokens", "output_tokens", "exit_code",
-        "http_status", "result_truncated", "confirmed", "input_hash", "output_hash",
-        "input_bytes", "document_ids[1]", "document_ids[2]", "metadata",
+        "bogus",
+        "type",
+        "name",
+        "id",
+        "status",
+        "transport",
+        "error",
+        "input_summary",
+        "user_id",
+        "user_email",
+        "model",
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "ended_at",
+        "duration_ms",
+        "input_tokens",
+        "output_tokens",
+        "exit_code",
+        "http_status",
+        "result_truncated",
+        "confirmed",
+        "input_hash",
+        "output_hash",
+        "input_bytes",
+        "document_ids[1]",
+        "document_ids[2]",
+        "metadata",
     ] {
         assert!(got.contains(&want), "missing error for {want}: {errs:#?}");
     }
-    let msg = |f: &str| errs.iter().find(|e| e.field == f).map(|e| e.message.clone()).unwrap_or_default();
+    let msg = |f: &str| {
+        errs.iter()
+            .find(|e| e.field == f)
+            .map(|e| e.message.clone())
+            .unwrap_or_default()
+    };
     assert_eq!(msg("bogus"), "unknown field");
     assert!(msg("type").contains("llm_call") && msg("type").contains("api_request"));
     assert!(msg("duration_ms").starts_with("must be a non-negative integer"));
@@ -132,14 +176,27 @@ fn required_fields() {
 
 #[test]
 fn duration_consistency() {
-    let base = |d: Value| json!({"type": "tool_call", "name": "x",
-        "started_at": "2026-01-01T00:00:00Z", "ended_at": "2026-01-01T00:00:01.0019Z", "duration_ms": d});
+    let base = |d: Value| {
+        json!({"type": "tool_call", "name": "x",
+        "started_at": "2026-01-01T00:00:00Z", "ended_at": "2026-01-01T00:00:01.0019Z", "duration_ms": d})
+    };
     // Derived 1001 ms; ±1 is tolerated and the derived value wins.
-    assert_eq!(parse_event(base(json!(1002))).ok().and_then(|e| e.duration_ms), Some(1001));
-    assert_eq!(parse_event(base(json!(1000))).ok().and_then(|e| e.duration_ms), Some(1001));
+    assert_eq!(
+        parse_event(base(json!(1002)))
+            .ok()
+            .and_then(|e| e.duration_ms),
+        Some(1001)
+    );
+    assert_eq!(
+        parse_event(base(json!(1000)))
+            .ok()
+            .and_then(|e| e.duration_ms),
+        Some(1001)
+    );
     assert_eq!(fields(&errors(base(json!(1003)))), vec!["duration_ms"]);
     // Without both times the sent value stands.
-    let ev = parse_event(json!({"type": "tool_call", "name": "x", "duration_ms": 7})).expect("valid");
+    let ev =
+        parse_event(json!({"type": "tool_call", "name": "x", "duration_ms": 7})).expect("valid");
     assert_eq!(ev.duration_ms, Some(7));
 }
 
@@ -147,15 +204,24 @@ fn duration_consistency() {
 fn hashes_and_sizes_are_checked_against_content() {
     let input = json!({"q": "hi"});
     let good = hex::encode(content_hash(&input));
-    let ok = parse_event(json!({"type": "llm_call", "name": "x", "input": input, "input_hash": good, "input_bytes": 10}));
+    let ok = parse_event(
+        json!({"type": "llm_call", "name": "x", "input": input, "input_hash": good, "input_bytes": 10}),
+    );
     assert!(ok.is_ok(), "{ok:?}");
-    let errs = errors(json!({"type": "llm_call", "name": "x", "input": {"q": "hi"},
-        "input_hash": "0".repeat(64), "input_bytes": 11, "output": "o", "output_hash": hex::encode(sha256(b"p"))}));
-    assert_eq!(fields(&errs), vec!["input_hash", "input_bytes", "output_hash"]);
+    let errs = errors(
+        json!({"type": "llm_call", "name": "x", "input": {"q": "hi"},
+        "input_hash": "0".repeat(64), "input_bytes": 11, "output": "o", "output_hash": hex::encode(sha256(b"p"))}),
+    );
+    assert_eq!(
+        fields(&errs),
+        vec!["input_hash", "input_bytes", "output_hash"]
+    );
     assert_eq!(errs[0].message, "does not match input");
     // Hash without content is kept as sent.
     let h = "ab".repeat(32);
-    let ev = parse_event(json!({"type": "llm_call", "name": "x", "output_hash": h, "output_bytes": 3})).expect("valid");
+    let ev =
+        parse_event(json!({"type": "llm_call", "name": "x", "output_hash": h, "output_bytes": 3}))
+            .expect("valid");
     assert_eq!(ev.output_hash.map(hex::encode), Some(h));
     assert_eq!(ev.output_bytes, Some(3));
 }
@@ -165,13 +231,27 @@ fn limits() {
     let name256: String = "é".repeat(256);
     assert!(parse_event(json!({"type": "escalation", "name": name256})).is_ok());
     let ids: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
-    assert_eq!(fields(&errors(json!({"type": "escalation", "name": "n", "document_ids": ids}))), vec!["document_ids"]);
+    assert_eq!(
+        fields(&errors(
+            json!({"type": "escalation", "name": "n", "document_ids": ids})
+        )),
+        vec!["document_ids"]
+    );
     let big = "x".repeat(16_400);
-    assert_eq!(fields(&errors(json!({"type": "escalation", "name": "n", "metadata": {"a": big}}))), vec!["metadata"]);
+    assert_eq!(
+        fields(&errors(
+            json!({"type": "escalation", "name": "n", "metadata": {"a": big}})
+        )),
+        vec!["metadata"]
+    );
     let fits = "x".repeat(16_384 - 8); // {"a":"…"} adds 8 bytes
-    assert!(parse_event(json!({"type": "escalation", "name": "n", "metadata": {"a": fits}})).is_ok());
+    assert!(
+        parse_event(json!({"type": "escalation", "name": "n", "metadata": {"a": fits}})).is_ok()
+    );
     let over = "x".repeat(16_384 - 7);
-    assert!(parse_event(json!({"type": "escalation", "name": "n", "metadata": {"a": over}})).is_err());
+    assert!(
+        parse_event(json!({"type": "escalation", "name": "n", "metadata": {"a": over}})).is_err()
+    );
 }
 
 #[test]
@@ -184,6 +264,9 @@ fn batch_errors_are_prefixed_and_all_or_nothing() {
     ])
     .expect_err("batch has bad events");
     assert_eq!(fields(&errs), vec!["[1].type", "[2]", "[3].name"]);
-    let ok = parse_events(vec![json!({"type": "llm_call", "name": "a"}), json!({"type": "api_request", "name": "b"})]);
+    let ok = parse_events(vec![
+        json!({"type": "llm_call", "name": "a"}),
+        json!({"type": "api_request", "name": "b"}),
+    ]);
     assert_eq!(ok.map(|v| v.len()), Ok(2));
 }

@@ -17,7 +17,9 @@ fn load(name: &str) -> Value {
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("missing string {key}"))
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("missing string {key}"))
 }
 
 #[test]
@@ -111,8 +113,10 @@ fn jcs_number_vectors() {
 
 #[test]
 fn integers_go_through_f64() {
-    let v: Value = serde_json::from_str(r#"[9007199254740993, -9007199254740993, 18446744073709551615, 1e21, -0.0, 100]"#)
-        .expect("json");
+    let v: Value = serde_json::from_str(
+        r#"[9007199254740993, -9007199254740993, 18446744073709551615, 1e21, -0.0, 100]"#,
+    )
+    .expect("json");
     let out = jcs::to_vec(&v).expect("jcs");
     assert_eq!(
         String::from_utf8_lossy(&out),
@@ -147,7 +151,10 @@ fn rfc6962_leaf_hashes() {
     assert_eq!(inputs.len(), level0.len());
     for (input, want) in inputs.iter().zip(level0) {
         let leaf = hex::decode(input.as_str().expect("hex")).expect("hex");
-        assert_eq!(Some(hex::encode(hashing::leaf_hash(&leaf)).as_str()), want.as_str());
+        assert_eq!(
+            Some(hex::encode(hashing::leaf_hash(&leaf)).as_str()),
+            want.as_str()
+        );
     }
 }
 

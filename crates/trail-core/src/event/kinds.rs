@@ -179,7 +179,9 @@ mod tests {
         assert_eq!(Status::default(), Status::Ok);
         assert!("LLM_CALL".parse::<EventType>().is_err());
         assert_eq!(
-            serde_json::to_string(&EventType::ConnectorFetch).ok().as_deref(),
+            serde_json::to_string(&EventType::ConnectorFetch)
+                .ok()
+                .as_deref(),
             Some("\"connector_fetch\"")
         );
         let t: Result<Transport, _> = serde_json::from_str("\"mcp\"");

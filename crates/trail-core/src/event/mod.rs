@@ -216,16 +216,21 @@ pub fn parse_event(value: Value) -> Result<Event, Vec<FieldError>> {
     let mut e = Errors::default();
     let raw = Raw::from_map(map, &mut e);
 
-    let id = e.string("id", raw.id).and_then(|s| match Uuid::parse_str(&s) {
-        Ok(u) => Some(u),
-        Err(_) => {
-            e.push("id", "must be a UUID");
-            None
-        }
-    });
+    let id = e
+        .string("id", raw.id)
+        .and_then(|s| match Uuid::parse_str(&s) {
+            Ok(u) => Some(u),
+            Err(_) => {
+                e.push("id", "must be a UUID");
+                None
+            }
+        });
     let event_type = match raw.event_type {
         None => {
-            e.push("type", format!("is required; one of: {}", EventType::allowed()));
+            e.push(
+                "type",
+                format!("is required; one of: {}", EventType::allowed()),
+            );
             None
         }
         v => e.variant("type", v, EventType::parse, EventType::allowed),
@@ -240,7 +245,12 @@ pub fn parse_event(value: Value) -> Result<Event, Vec<FieldError>> {
     let status = e
         .variant("status", raw.status, Status::parse, Status::allowed)
         .unwrap_or_default();
-    let transport = e.variant("transport", raw.transport, Transport::parse, Transport::allowed);
+    let transport = e.variant(
+        "transport",
+        raw.transport,
+        Transport::parse,
+        Transport::allowed,
+    );
     let error = e.bounded_string("error", raw.error, MAX_ERROR_BYTES);
     let input_summary = e.bounded_string("input_summary", raw.input_summary, MAX_SUMMARY_BYTES);
     let output_summary = e.bounded_string("output_summary", raw.output_summary, MAX_SUMMARY_BYTES);
@@ -439,9 +449,7 @@ fn document_ids(e: &mut Errors, v: Option<Value>) -> Vec<String> {
     for (i, item) in items.into_iter().enumerate() {
         let field = format!("document_ids[{i}]");
         match item {
-            Value::String(s) if !s.is_empty() && s.chars().count() <= MAX_NAME_CHARS => {
-                out.push(s)
-            }
+            Value::String(s) if !s.is_empty() && s.chars().count() <= MAX_NAME_CHARS => out.push(s),
             _ => e.push(
                 &field,
                 format!("must be a string of 1 to {MAX_NAME_CHARS} characters"),

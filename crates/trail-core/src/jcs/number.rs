@@ -46,7 +46,12 @@ pub(crate) fn write_number(f: f64, out: &mut Vec<u8>) -> Result<(), JcsError> {
     // ECMAScript picks the one closest to the exact value, ties to even.
     // Exact-precision formatting rounds the exact binary value half-to-even,
     // so re-format with k digits and keep it when it still round-trips.
-    let k = buf.as_bytes().iter().take_while(|&&b| b != b'e').filter(|b| b.is_ascii_digit()).count();
+    let k = buf
+        .as_bytes()
+        .iter()
+        .take_while(|&&b| b != b'e')
+        .filter(|b| b.is_ascii_digit())
+        .count();
     let mut exact = StackBuf::default();
     if write!(exact, "{f:.*e}", k.saturating_sub(1)).is_ok()
         && std::str::from_utf8(exact.as_bytes())
@@ -147,18 +152,10 @@ pub(crate) fn write_int(v: i64, out: &mut Vec<u8>) {
 }
 
 /// A fixed-size `fmt::Write` sink, so number formatting does not allocate.
+#[derive(Default)]
 struct StackBuf {
     buf: [u8; 32],
     len: usize,
-}
-
-impl Default for StackBuf {
-    fn default() -> Self {
-        StackBuf {
-            buf: [0; 32],
-            len: 0,
-        }
-    }
 }
 
 impl StackBuf {

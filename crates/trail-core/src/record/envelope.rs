@@ -61,7 +61,8 @@ impl Members {
             .into_iter()
             .map(|(k, r)| (k, extra_buf.get(r).unwrap_or_default()));
 
-        let mut out = Vec::with_capacity(self.buf.len() + self.index.len() * 20 + extra_buf.len() + 48);
+        let mut out =
+            Vec::with_capacity(self.buf.len() + self.index.len() * 20 + extra_buf.len() + 48);
         out.push(b'{');
         let mut first = true;
         let mut emit = |key: &str, value: &[u8]| {

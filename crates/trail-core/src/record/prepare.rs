@@ -18,7 +18,12 @@ use crate::time::format_rfc3339;
 /// Splits a validated event into index fields, erasable content and
 /// pre-encoded envelope members. `fallback_id` is used when the event has no
 /// id; `salt` salts the content digest.
-pub fn prepare(event: Event, policy: ContentPolicy, salt: [u8; 32], fallback_id: Uuid) -> PreparedEvent {
+pub fn prepare(
+    event: Event,
+    policy: ContentPolicy,
+    salt: [u8; 32],
+    fallback_id: Uuid,
+) -> PreparedEvent {
     let id = event.id.unwrap_or(fallback_id);
     let index = IndexFields {
         event_type: event.event_type,
@@ -163,7 +168,9 @@ fn envelope_members(event: Event, id: Uuid) -> Members {
     };
     let boolean = |m: &mut Members, key: &'static str, v: Option<bool>| {
         if let Some(v) = v {
-            m.push(key, |o| o.extend_from_slice(if v { b"true" } else { b"false" }));
+            m.push(key, |o| {
+                o.extend_from_slice(if v { b"true" } else { b"false" })
+            });
         }
     };
     let time = |m: &mut Members, key: &'static str, v: Option<i64>| {
@@ -194,7 +201,11 @@ fn envelope_members(event: Event, id: Uuid) -> Members {
     string(&mut m, "provider", event.provider.as_deref());
     string(&mut m, "model", event.model.as_deref());
     number(&mut m, "input_tokens", event.input_tokens.map(|v| v as f64));
-    number(&mut m, "output_tokens", event.output_tokens.map(|v| v as f64));
+    number(
+        &mut m,
+        "output_tokens",
+        event.output_tokens.map(|v| v as f64),
+    );
     number(&mut m, "exit_code", event.exit_code.map(|v| v as f64));
     number(&mut m, "http_status", event.http_status.map(f64::from));
     boolean(&mut m, "result_truncated", event.result_truncated);

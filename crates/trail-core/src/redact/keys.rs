@@ -92,8 +92,7 @@ fn trim_underscores(mut s: &[u8]) -> &[u8] {
 
 /// `s` is `word` or ends with `_word`.
 fn is_or_ends(s: &[u8], word: &[u8]) -> bool {
-    s == word
-        || (s.len() > word.len() && s.ends_with(word) && s[s.len() - word.len() - 1] == b'_')
+    s == word || (s.len() > word.len() && s.ends_with(word) && s[s.len() - word.len() - 1] == b'_')
 }
 
 fn classify(s: &[u8]) -> Option<&'static str> {
@@ -109,8 +108,7 @@ fn classify(s: &[u8]) -> Option<&'static str> {
     {
         return Some("password");
     }
-    if is_or_ends(s, b"secret") || s.ends_with(b"secret_key") || s.ends_with(b"secret_access_key")
-    {
+    if is_or_ends(s, b"secret") || s.ends_with(b"secret_key") || s.ends_with(b"secret_access_key") {
         return Some("secret");
     }
     if is_or_ends(s, b"authorization") {
@@ -119,7 +117,11 @@ fn classify(s: &[u8]) -> Option<&'static str> {
     if is_or_ends(s, b"credentials") || is_or_ends(s, b"credential") {
         return Some("credentials");
     }
-    if is_or_ends(s, b"token") && !NOT_SECRET_TOKENS.iter().any(|w| is_or_ends(s, w.as_bytes())) {
+    if is_or_ends(s, b"token")
+        && !NOT_SECRET_TOKENS
+            .iter()
+            .any(|w| is_or_ends(s, w.as_bytes()))
+    {
         return Some("token");
     }
     None

@@ -15,7 +15,7 @@ mod tests;
 
 use std::borrow::Cow;
 
-use regex::{Captures, Regex};
+use regex::Regex;
 use serde_json::Value;
 
 pub use keys::key_kind;
@@ -67,7 +67,7 @@ pub fn redact_value(v: &mut Value) {
 
 /// Like `Regex::replace_all`, but the rewrite may decline a match (returns
 /// `None`), and the result is `None` when nothing changed.
-fn replace(re: &Regex, text: &str, rewrite: fn(&Captures<'_>) -> Option<String>) -> Option<String> {
+fn replace(re: &Regex, text: &str, rewrite: patterns::Rewrite) -> Option<String> {
     let mut out: Option<String> = None;
     let mut last = 0;
     for caps in re.captures_iter(text) {

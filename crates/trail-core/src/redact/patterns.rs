@@ -8,11 +8,14 @@ use regex::{Captures, Regex};
 use super::keys::key_kind;
 use super::scan;
 
+/// Turns one match into its replacement, or declines it (`None`).
+pub(crate) type Rewrite = fn(&Captures<'_>) -> Option<String>;
+
 /// One pattern family: which pre-check bit enables it, and its regex.
 pub(crate) struct Family {
     pub(crate) bit: u16,
     pub(crate) re: Regex,
-    pub(crate) rewrite: fn(&Captures<'_>) -> Option<String>,
+    pub(crate) rewrite: Rewrite,
 }
 
 /// Families in application order: whole blocks first, then structured
@@ -26,7 +29,7 @@ pub(crate) fn families() -> &'static [Family] {
 /// the unit tests, so a compile failure is a programming error; such a
 /// pattern is skipped rather than taking the process down.
 fn build() -> Vec<Family> {
-    let specs: [(u16, &str, fn(&Captures<'_>) -> Option<String>); 10] = [
+    let specs: [(u16, &str, Rewrite); 10] = [
         (
             scan::PEM,
             r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|\z)",
@@ -62,27 +65,23 @@ fn build() -> Vec<Family> {
             r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})(?-u:\b)",
             |_| Some(tag("github_token")),
         ),
-        (
-            scan::SLACK,
-            r"(?-u:\b)xox[abprs]-[A-Za-z0-9-]{10,}",
-            |_| Some(tag("slack_token")),
-        ),
-        (
-            scan::GOOGLE,
-            r"(?-u:\b)AIza[0-9A-Za-z_-]{35}",
-            |_| Some(tag("google_api_key")),
-        ),
+        (scan::SLACK, r"(?-u:\b)xox[abprs]-[A-Za-z0-9-]{10,}", |_| {
+            Some(tag("slack_token"))
+        }),
+        (scan::GOOGLE, r"(?-u:\b)AIza[0-9A-Za-z_-]{35}", |_| {
+            Some(tag("google_api_key"))
+        }),
         (
             scan::KEY_VALUE,
             concat!(
                 // 1: a member name containing a secret-ish word
                 r"(?i)([a-z0-9_.-]*(?:pass|pwd|secret|token|api[-_]?key|authorization|private[-_]?key|credential)[a-z0-9_.-]*)",
-                r#"(\\?["']?[ \t]*[:=][ \t]*)"#,           // 2: separator
+                r#"(\\?["']?[ \t]*[:=][ \t]*)"#, // 2: separator
                 r"((?:basic|bearer|digest|negotiate|token)[ \t]+)?", // 3: auth scheme
-                r#"(?:\\"(.*?)\\""#,                       // 4: \"escaped\"
-                r#"|"((?:[^"\\\n]|\\.)*)""#,               // 5: "quoted"
-                r"|'([^'\n]*)'",                           // 6: 'quoted'
-                r#"|([^\s"',;&}\])<>\\]+))"#,              // 7: bare
+                r#"(?:\\"(.*?)\\""#,             // 4: \"escaped\"
+                r#"|"((?:[^"\\\n]|\\.)*)""#,     // 5: "quoted"
+                r"|'([^'\n]*)'",                 // 6: 'quoted'
+                r#"|([^\s"',;&}\])<>\\]+))"#,    // 7: bare
             ),
             rewrite_key_value,
         ),
@@ -90,7 +89,9 @@ fn build() -> Vec<Family> {
     specs
         .into_iter()
         .filter_map(|(bit, pattern, rewrite)| {
-            Regex::new(pattern).ok().map(|re| Family { bit, re, rewrite })
+            Regex::new(pattern)
+                .ok()
+                .map(|re| Family { bit, re, rewrite })
         })
         .collect()
 }
