@@ -99,6 +99,12 @@ fn bench(c: &mut Criterion) {
         });
     }
     let prepared = prepare(parsed.clone(), ContentPolicy::Hash, [7; 32], Uuid::nil());
+    let prose = serde_json::to_string(&event["input"])
+        .unwrap_or_default()
+        .repeat(2);
+    g.bench_function("redact_str_clean_1kb", |b| {
+        b.iter(|| black_box(trail_core::redact::redact_str(black_box(&prose)).len()))
+    });
     g.bench_function("seal", |b| {
         b.iter(|| {
             black_box(prepared.seal("tenant-acme", black_box(123_456), 1_763_908_444_000_000))

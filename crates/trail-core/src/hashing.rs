@@ -48,6 +48,17 @@ pub fn content_digest(salt: &[u8; 32], content_jcs: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// Lowercase hex of a 32-byte hash, the form used in envelopes and views.
+pub fn to_hex(hash: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for &b in hash {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
 /// JCS bytes of a non-string body.
 ///
 /// `jcs::to_vec` only fails on a non-finite number, which a
@@ -72,6 +83,12 @@ mod tests {
         let o = serde_json::json!({"b": 1, "a": [1.0]});
         assert_eq!(content_hash(&o), sha256(br#"{"a":[1],"b":1}"#));
         assert_eq!(content_size(&o), 15);
+    }
+
+    #[test]
+    fn hex_matches_hex_crate() {
+        let h = sha256(b"x");
+        assert_eq!(to_hex(&h), hex::encode(h));
     }
 
     #[test]

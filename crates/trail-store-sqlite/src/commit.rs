@@ -4,7 +4,7 @@
 //! with cached prepared statements; then one `COMMIT` (WAL, synchronous=FULL)
 //! before any job is acknowledged.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
@@ -13,6 +13,7 @@ use trail_store::writer::{AppendJob, Committer, JobResult};
 use trail_store::{Accepted, StoreError, Tenant};
 
 use crate::dims::{dims_of, DimKind};
+use crate::postings;
 
 /// A kind's slice of the dims cache is dropped when it grows past this many entries.
 const DIM_CACHE_LIMIT: usize = 200_000;
@@ -75,7 +76,7 @@ impl SqliteCommitter {
             .conn
             .prepare_cached(
                 "INSERT INTO dims (tenant_id, kind, value) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (tenant_id, kind, value) DO UPDATE SET n = n RETURNING id",
+                 ON CONFLICT (tenant_id, kind, value) DO UPDATE SET value = excluded.value RETURNING id",
             )
             .and_then(|mut stmt| stmt.query_row(params![tenant, kind as u8, value], |row| row.get(0)))
             .map_err(StoreError::backend)?;
@@ -87,13 +88,17 @@ impl SqliteCommitter {
         Ok(id)
     }
 
-    /// Writes one job inside the open transaction; `Ok(Err(..))` when the
-    /// job must be rolled back alone.
-    fn write_job(&mut self, job: &AppendJob, head: &mut Head) -> Result<JobResult, StoreError> {
+    /// Writes one job inside the open transaction, adding its (dim, seq)
+    /// pairs to `postings`; `Ok(Err(..))` when the job must be rolled back
+    /// alone.
+    fn write_job(
+        &mut self,
+        job: &AppendJob,
+        head: &mut Head,
+        postings: &mut Vec<(i64, i64)>,
+    ) -> Result<JobResult, StoreError> {
         let tenant = &job.tenant;
         let mut accepted = Vec::with_capacity(job.events.len());
-        let mut postings: Vec<(i64, i64)> = Vec::with_capacity(job.events.len() * 8);
-        let mut counts: HashMap<i64, i64> = HashMap::new();
         for event in &job.events {
             let seq = head.next_seq;
             let sealed = event.seal(&tenant.name, seq, head.received_at);
@@ -154,7 +159,6 @@ impl SqliteCommitter {
                     self.dim_id(tenant.id, kind, value)?
                 };
                 postings.push((dim, seq as i64));
-                *counts.entry(dim).or_default() += 1;
             }
             accepted.push(Accepted {
                 id: event.id,
@@ -163,27 +167,6 @@ impl SqliteCommitter {
                 duplicate: false,
             });
             head.next_seq += 1;
-        }
-        // Sorted inserts walk each B-tree page once per batch.
-        postings.sort_unstable();
-        {
-            let mut stmt = self
-                .conn
-                .prepare_cached("INSERT INTO postings (tenant_id, dim, seq) VALUES (?1, ?2, ?3)")
-                .map_err(StoreError::backend)?;
-            for (dim, seq) in postings {
-                stmt.execute(params![tenant.id, dim, seq])
-                    .map_err(StoreError::backend)?;
-            }
-        }
-        {
-            let mut stmt = self
-                .conn
-                .prepare_cached("UPDATE dims SET n = n + ?1 WHERE id = ?2")
-                .map_err(StoreError::backend)?;
-            for (dim, count) in counts {
-                stmt.execute(params![count, dim]).map_err(StoreError::backend)?;
-            }
         }
         Ok(Ok(accepted))
     }
@@ -228,6 +211,10 @@ impl SqliteCommitter {
         let now = now_micros();
         let mut heads: HashMap<i64, Head> = HashMap::new();
         let mut results = Vec::with_capacity(jobs.len());
+        // Seqs per (tenant, dim) of the jobs that succeeded: one posting
+        // block each, written once every job is settled.
+        let mut blocks: BTreeMap<(i64, i64), Vec<i64>> = BTreeMap::new();
+        let mut job_postings = Vec::new();
         for job in jobs {
             let head = match heads.get(&job.tenant.id) {
                 Some(head) => *head,
@@ -237,8 +224,12 @@ impl SqliteCommitter {
             self.conn
                 .execute_batch("SAVEPOINT job")
                 .map_err(StoreError::backend)?;
-            match self.write_job(job, &mut job_head)? {
+            job_postings.clear();
+            match self.write_job(job, &mut job_head, &mut job_postings)? {
                 Ok(accepted) => {
+                    for &(dim, seq) in &job_postings {
+                        blocks.entry((job.tenant.id, dim)).or_default().push(seq);
+                    }
                     self.conn
                         .execute_batch("RELEASE job")
                         .map_err(StoreError::backend)?;
@@ -255,6 +246,9 @@ impl SqliteCommitter {
                     results.push(Err(error));
                 }
             }
+        }
+        for ((tenant, dim), seqs) in blocks {
+            postings::insert(&self.conn, tenant, dim, &seqs)?;
         }
         Ok(results)
     }

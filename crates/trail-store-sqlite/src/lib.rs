@@ -10,6 +10,7 @@
 mod admin;
 mod commit;
 mod dims;
+mod postings;
 mod read;
 mod schema;
 

@@ -1,11 +1,12 @@
 //! Readers: list queries, record lookup and stats, each planned onto an index.
 //!
-//! Every equality filter (and a user binding) becomes a posting list in
-//! `postings`; the planner drives the query from the shortest list (the
-//! `dims.n` counts say which) and checks the others with point lookups on the
-//! same index, so a filtered page never scans the tenant. `name_contains`
-//! first finds the matching names in the (small) name dictionary. With no
-//! equality filter the query walks `records` by (tenant, seq) or (tenant, ts).
+//! Every equality filter (and a user binding) becomes a posting list (see
+//! `postings.rs`); the planner drives the query from the shortest list and
+//! checks each candidate against the others one block at a time, so a
+//! filtered page never scans the tenant. `name_contains` first finds the
+//! matching names in the (small) name dictionary and reads the union of their
+//! lists. With no equality filter the query walks `records` by (tenant, seq)
+//! or (tenant, ts).
 
 use std::collections::HashMap;
 
@@ -19,23 +20,21 @@ use trail_store::{
 use uuid::Uuid;
 
 use crate::dims::DimKind;
+use crate::postings::{self, PostingList};
 
 /// The resolved plan of a filter set.
 struct Plan {
-    /// Posting lists that must all contain the seq: (dim id, count).
-    required: Vec<(i64, i64)>,
-    /// Alternatives of `name_contains`, one of which must contain the seq.
-    any_name: Option<Vec<(i64, i64)>>,
+    /// Posting lists that must all contain the seq: (dims of the list, total
+    /// seqs); a list of several dims is their union (`name_contains`).
+    lists: Vec<(Vec<i64>, i64)>,
     from: Option<i64>,
     to: Option<i64>,
 }
 
-/// The FROM + WHERE of a planned query, with its parameters.
+/// The FROM + WHERE of a records query, with its parameters.
 struct Sql {
     from_where: String,
     params: Vec<SqlValue>,
-    /// The seq column of the driving table (`p.seq` or `r.seq`).
-    seq_column: &'static str,
 }
 
 fn lookup_dim(
@@ -43,13 +42,11 @@ fn lookup_dim(
     tenant: i64,
     kind: DimKind,
     value: &str,
-) -> Result<Option<(i64, i64)>, StoreError> {
-    conn.prepare_cached("SELECT id, n FROM dims WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3")
+) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT id FROM dims WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3")
         .and_then(|mut stmt| {
-            stmt.query_row(params![tenant, kind as u8, value], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()
+            stmt.query_row(params![tenant, kind as u8, value], |row| row.get(0))
+                .optional()
         })
         .map_err(StoreError::backend)
 }
@@ -90,98 +87,53 @@ fn plan(conn: &Connection, scope: &ReadScope, filters: &Filters) -> Result<Optio
     if let Some(confirmed) = filters.confirmed {
         wanted.push((DimKind::Confirmed, confirmed.to_string()));
     }
-    let mut required = Vec::with_capacity(wanted.len());
+    let mut lists = Vec::with_capacity(wanted.len() + 1);
     for (kind, value) in &wanted {
         match lookup_dim(conn, tenant, *kind, value)? {
-            Some(dim) => required.push(dim),
+            Some(dim) => lists.push((vec![dim], postings::count(conn, tenant, dim)?)),
             None => return Ok(None),
         }
     }
-    let any_name = match &filters.name_contains {
-        None => None,
-        Some(needle) => {
-            let needle = needle.to_lowercase();
-            let mut stmt = conn
-                .prepare_cached("SELECT id, n, value FROM dims WHERE tenant_id = ?1 AND kind = ?2")
-                .map_err(StoreError::backend)?;
-            let rows = stmt
-                .query_map(params![tenant, DimKind::Name as u8], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
-                })
-                .map_err(StoreError::backend)?;
-            let mut matches = Vec::new();
-            for row in rows {
-                let (id, n, value) = row.map_err(StoreError::backend)?;
-                if value.to_lowercase().contains(&needle) {
-                    matches.push((id, n));
-                }
+    if let Some(needle) = &filters.name_contains {
+        let needle = needle.to_lowercase();
+        let mut stmt = conn
+            .prepare_cached("SELECT id, value FROM dims WHERE tenant_id = ?1 AND kind = ?2")
+            .map_err(StoreError::backend)?;
+        let rows = stmt
+            .query_map(params![tenant, DimKind::Name as u8], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(StoreError::backend)?;
+        let mut dims = Vec::new();
+        let mut total = 0;
+        for row in rows {
+            let (id, value) = row.map_err(StoreError::backend)?;
+            if value.to_lowercase().contains(&needle) {
+                dims.push(id);
+                total += postings::count(conn, tenant, id)?;
             }
-            if matches.is_empty() {
-                return Ok(None);
-            }
-            Some(matches)
         }
-    };
+        if dims.is_empty() {
+            return Ok(None);
+        }
+        lists.push((dims, total));
+    }
+    if lists.iter().any(|(_, total)| *total == 0) {
+        return Ok(None);
+    }
+    // The shortest list drives.
+    lists.sort_by_key(|(_, total)| *total);
     Ok(Some(Plan {
-        required,
-        any_name,
+        lists,
         from: filters.from,
         to: filters.to,
     }))
 }
 
-fn in_list(ids: &[(i64, i64)]) -> String {
-    let ids: Vec<String> = ids.iter().map(|(id, _)| id.to_string()).collect();
-    ids.join(",")
-}
-
-/// Builds FROM/WHERE for the plan: driven by the shortest posting list when
-/// there is one, else by the records table.
-fn build(tenant: i64, plan: &Plan) -> Sql {
+/// FROM/WHERE over `records` for a plan without posting lists.
+fn records_sql(tenant: i64, plan: &Plan) -> Sql {
     let mut params: Vec<SqlValue> = vec![SqlValue::Integer(tenant)];
-    let mut required = plan.required.clone();
-    required.sort_by_key(|(_, n)| *n);
-    let any_total: Option<i64> = plan
-        .any_name
-        .as_ref()
-        .map(|names| names.iter().map(|(_, n)| *n).sum());
-    let drive_by_names = match (any_total, required.first()) {
-        (Some(total), Some((_, n))) => total < *n,
-        (Some(_), None) => true,
-        _ => false,
-    };
-    let mut sql;
-    let seq_column;
-    if drive_by_names || !required.is_empty() {
-        seq_column = "p.seq";
-        sql = String::from(
-            "FROM postings p JOIN records r ON r.tenant_id = p.tenant_id AND r.seq = p.seq \
-             WHERE p.tenant_id = ?1",
-        );
-        if drive_by_names {
-            let names = plan.any_name.as_deref().unwrap_or_default();
-            sql.push_str(&format!(" AND p.dim IN ({})", in_list(names)));
-        } else {
-            let (dim, _) = required.remove(0);
-            sql.push_str(&format!(" AND p.dim = {dim}"));
-        }
-        if !drive_by_names {
-            if let Some(names) = &plan.any_name {
-                sql.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM postings q WHERE q.tenant_id = ?1 AND q.dim IN ({}) AND q.seq = p.seq)",
-                    in_list(names)
-                ));
-            }
-        }
-        for (dim, _) in &required {
-            sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM postings q WHERE q.tenant_id = ?1 AND q.dim = {dim} AND q.seq = p.seq)"
-            ));
-        }
-    } else {
-        seq_column = "r.seq";
-        sql = String::from("FROM records r WHERE r.tenant_id = ?1");
-    }
+    let mut sql = String::from("FROM records r WHERE r.tenant_id = ?1");
     if let Some(from) = plan.from {
         params.push(SqlValue::Integer(from));
         sql.push_str(&format!(" AND r.ts >= ?{}", params.len()));
@@ -193,7 +145,64 @@ fn build(tenant: i64, plan: &Plan) -> Sql {
     Sql {
         from_where: sql,
         params,
-        seq_column,
+    }
+}
+
+/// Walks the seqs that match a plan with posting lists, in order: the
+/// driver list proposes, the other lists and the time range dispose.
+struct Matches<'c> {
+    conn: &'c Connection,
+    tenant: i64,
+    driver: PostingList,
+    checks: Vec<PostingList>,
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+impl<'c> Matches<'c> {
+    fn new(
+        conn: &'c Connection,
+        tenant: i64,
+        plan: &Plan,
+        descending: bool,
+        after: Option<i64>,
+    ) -> Result<Self, StoreError> {
+        let mut lists = plan
+            .lists
+            .iter()
+            .map(|(dims, _)| PostingList::new(conn, tenant, dims.clone(), descending, after))
+            .collect::<Result<Vec<_>, _>>()?;
+        let driver = lists.remove(0);
+        Ok(Matches {
+            conn,
+            tenant,
+            driver,
+            checks: lists,
+            from: plan.from,
+            to: plan.to,
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<i64>, StoreError> {
+        'candidates: while let Some(seq) = self.driver.next(self.conn)? {
+            for check in &mut self.checks {
+                if !check.contains(self.conn, seq)? {
+                    continue 'candidates;
+                }
+            }
+            if self.from.is_some() || self.to.is_some() {
+                let ts: i64 = self
+                    .conn
+                    .prepare_cached("SELECT ts FROM records WHERE tenant_id = ?1 AND seq = ?2")
+                    .and_then(|mut stmt| stmt.query_row(params![self.tenant, seq], |row| row.get(0)))
+                    .map_err(StoreError::backend)?;
+                if self.from.is_some_and(|from| ts < from) || self.to.is_some_and(|to| ts >= to) {
+                    continue;
+                }
+            }
+            return Ok(Some(seq));
+        }
+        Ok(None)
     }
 }
 
@@ -228,47 +237,30 @@ pub fn query(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> Result
             total: query.count.then_some(0),
         });
     };
-    let built = build(scope.tenant.id, &plan);
+    let tenant = scope.tenant.id;
+    let descending = query.order == Order::Desc;
+    let after = query.after_seq.map(|seq| seq.min(i64::MAX as u64) as i64);
+    let records = if plan.lists.is_empty() {
+        page_from_records(conn, tenant, &plan, query, after)?
+    } else {
+        let mut matches = Matches::new(conn, tenant, &plan, descending, after)?;
+        let mut skip = query.offset;
+        let mut records = Vec::with_capacity(query.limit as usize);
+        while records.len() < query.limit as usize {
+            let Some(seq) = matches.next()? else { break };
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            records.push(record_at(conn, tenant, seq)?);
+        }
+        records
+    };
     let total = if query.count {
-        let sql = format!("SELECT count(*) {}", built.from_where);
-        let total: i64 = conn
-            .prepare_cached(&sql)
-            .and_then(|mut stmt| stmt.query_row(params_from_iter(built.params.iter()), |row| row.get(0)))
-            .map_err(StoreError::backend)?;
-        Some(total as u64)
+        Some(count(conn, tenant, &plan)?)
     } else {
         None
     };
-    let mut params = built.params.clone();
-    // Content is optional: join it after the driving tables, before WHERE.
-    let mut sql = format!(
-        "SELECT {RECORD_COLUMNS} {}",
-        built
-            .from_where
-            .replacen(" WHERE ", " LEFT JOIN content c ON c.rid = r.rid WHERE ", 1)
-    );
-    let (comparison, direction) = match query.order {
-        Order::Desc => ("<", "DESC"),
-        Order::Asc => (">", "ASC"),
-    };
-    if let Some(after) = query.after_seq {
-        params.push(SqlValue::Integer(after as i64));
-        sql.push_str(&format!(" AND {} {comparison} ?{}", built.seq_column, params.len()));
-    }
-    params.push(SqlValue::Integer(i64::from(query.limit)));
-    sql.push_str(&format!(
-        " ORDER BY {} {direction} LIMIT ?{}",
-        built.seq_column,
-        params.len()
-    ));
-    params.push(SqlValue::Integer(query.offset.min(i64::MAX as u64) as i64));
-    sql.push_str(&format!(" OFFSET ?{}", params.len()));
-    let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
-    let records = stmt
-        .query_map(params_from_iter(params.iter()), record_from_row)
-        .map_err(StoreError::backend)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::backend)?;
     let next_cursor = if records.len() == query.limit as usize {
         records.last().map(|record| record.seq)
     } else {
@@ -279,6 +271,78 @@ pub fn query(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> Result
         next_cursor,
         total,
     })
+}
+
+/// A page straight from `records` (no equality filter).
+fn page_from_records(
+    conn: &Connection,
+    tenant: i64,
+    plan: &Plan,
+    query: &EventQuery,
+    after: Option<i64>,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let built = records_sql(tenant, plan);
+    let mut params = built.params;
+    let mut sql = format!(
+        "SELECT {RECORD_COLUMNS} {}",
+        built
+            .from_where
+            .replacen(" WHERE ", " LEFT JOIN content c ON c.rid = r.rid WHERE ", 1)
+    );
+    let (comparison, direction) = match query.order {
+        Order::Desc => ("<", "DESC"),
+        Order::Asc => (">", "ASC"),
+    };
+    if let Some(after) = after {
+        params.push(SqlValue::Integer(after));
+        sql.push_str(&format!(" AND r.seq {comparison} ?{}", params.len()));
+    }
+    params.push(SqlValue::Integer(i64::from(query.limit)));
+    sql.push_str(&format!(" ORDER BY r.seq {direction} LIMIT ?{}", params.len()));
+    params.push(SqlValue::Integer(query.offset.min(i64::MAX as u64) as i64));
+    sql.push_str(&format!(" OFFSET ?{}", params.len()));
+    let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
+    let records = stmt
+        .query_map(params_from_iter(params.iter()), record_from_row)
+        .map_err(StoreError::backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::backend)?;
+    Ok(records)
+}
+
+/// Every match of the plan.
+fn count(conn: &Connection, tenant: i64, plan: &Plan) -> Result<u64, StoreError> {
+    if plan.lists.is_empty() {
+        let built = records_sql(tenant, plan);
+        let sql = format!("SELECT count(*) {}", built.from_where);
+        let total: i64 = conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_row(params_from_iter(built.params.iter()), |row| row.get(0))
+            })
+            .map_err(StoreError::backend)?;
+        return Ok(total as u64);
+    }
+    if plan.lists.len() == 1 && plan.from.is_none() && plan.to.is_none() {
+        return Ok(plan.lists[0].1 as u64);
+    }
+    let mut matches = Matches::new(conn, tenant, plan, false, None)?;
+    let mut total = 0;
+    while matches.next()?.is_some() {
+        total += 1;
+    }
+    Ok(total)
+}
+
+/// The record at a seq.
+fn record_at(conn: &Connection, tenant: i64, seq: i64) -> Result<StoredRecord, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN content c ON c.rid = r.rid \
+         WHERE r.tenant_id = ?1 AND r.seq = ?2"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row(params![tenant, seq], record_from_row))
+        .map_err(|error| StoreError::Corrupt(format!("seq {seq} is indexed but unreadable: {error}")))
 }
 
 /// One record by id, if the scope may see it.
@@ -298,18 +362,11 @@ pub fn get(conn: &Connection, scope: &ReadScope, id: Uuid) -> Result<Option<Stor
         return Ok(None);
     };
     if let Some(user) = &scope.bound_user {
-        let Some((dim, _)) = lookup_dim(conn, scope.tenant.id, DimKind::User, user)? else {
+        let Some(dim) = lookup_dim(conn, scope.tenant.id, DimKind::User, user)? else {
             return Ok(None);
         };
-        let visible: bool = conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM postings WHERE tenant_id = ?1 AND dim = ?2 AND seq = ?3)",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(params![scope.tenant.id, dim, record.seq as i64], |row| row.get(0))
-            })
-            .map_err(StoreError::backend)?;
-        if !visible {
+        let mut list = PostingList::new(conn, scope.tenant.id, vec![dim], true, None)?;
+        if !list.contains(conn, record.seq as i64)? {
             return Ok(None);
         }
     }
@@ -325,20 +382,43 @@ pub fn log_size(conn: &Connection, tenant: i64) -> Result<u64, StoreError> {
     Ok(last.map_or(0, |seq| seq as u64 + 1))
 }
 
+const STATS_COLUMNS: &str = "r.ts, r.type, r.status, r.name_dim, r.duration_ms";
+
+/// (ts, type, status, name dim, duration) of one record.
+type StatsRow = (i64, u8, u8, i64, Option<i64>);
+
+fn stats_row(row: &Row<'_>) -> rusqlite::Result<StatsRow> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+}
+
 /// Aggregates over every matching record.
 pub fn stats(conn: &Connection, scope: &ReadScope, query: &StatsQuery) -> Result<Stats, StoreError> {
     let Some(plan) = plan(conn, scope, &query.filters)? else {
         return Ok(Stats::default());
     };
-    let built = build(scope.tenant.id, &plan);
-    let sql = format!(
-        "SELECT r.ts, r.type, r.status, r.name_dim, r.duration_ms {}",
-        built.from_where
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
-    let mut rows = stmt
-        .query(params_from_iter(built.params.iter()))
-        .map_err(StoreError::backend)?;
+    let tenant = scope.tenant.id;
+    let mut rows: Vec<StatsRow> = Vec::new();
+    if plan.lists.is_empty() {
+        let built = records_sql(tenant, &plan);
+        let sql = format!("SELECT {STATS_COLUMNS} {}", built.from_where);
+        let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
+        let mapped = stmt
+            .query_map(params_from_iter(built.params.iter()), stats_row)
+            .map_err(StoreError::backend)?;
+        for row in mapped {
+            rows.push(row.map_err(StoreError::backend)?);
+        }
+    } else {
+        let mut matches = Matches::new(conn, tenant, &plan, false, None)?;
+        let sql = format!("SELECT {STATS_COLUMNS} FROM records r WHERE r.tenant_id = ?1 AND r.seq = ?2");
+        let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
+        while let Some(seq) = matches.next()? {
+            rows.push(
+                stmt.query_row(params![tenant, seq], stats_row)
+                    .map_err(StoreError::backend)?,
+            );
+        }
+    }
     let width = query.bucket.micros();
     let mut buckets: HashMap<i64, (u64, u64)> = HashMap::new();
     let mut by_type: HashMap<u8, u64> = HashMap::new();
@@ -346,12 +426,7 @@ pub fn stats(conn: &Connection, scope: &ReadScope, query: &StatsQuery) -> Result
     let mut durations: Vec<u64> = Vec::new();
     let mut stats = Stats::default();
     let error_code = Status::Error.code();
-    while let Some(row) = rows.next().map_err(StoreError::backend)? {
-        let ts: i64 = row.get(0).map_err(StoreError::backend)?;
-        let event_type: u8 = row.get(1).map_err(StoreError::backend)?;
-        let status: u8 = row.get(2).map_err(StoreError::backend)?;
-        let name: i64 = row.get(3).map_err(StoreError::backend)?;
-        let duration: Option<i64> = row.get(4).map_err(StoreError::backend)?;
+    for (ts, event_type, status, name, duration) in rows {
         let is_error = status == error_code;
         let bucket = buckets.entry(ts.div_euclid(width) * width).or_default();
         bucket.0 += 1;

@@ -9,10 +9,10 @@
 //!   all keyed by (tenant, something monotonic) so inserts touch the right
 //!   edge of each B-tree: (tenant, seq), (tenant, id) with time-ordered ids,
 //!   (tenant, ts).
-//! - Every equality filter goes through one inverted index, `postings`
-//!   (tenant, dim, seq), where `dim` is a small integer from the `dims`
-//!   dictionary (one row per distinct (tenant, kind, value), with a running
-//!   count that lets the planner pick the most selective list).
+//! - Every equality filter goes through one inverted index, `postings`:
+//!   per commit, one row per (tenant, dim) touched, holding that commit's
+//!   seqs delta-encoded (see `postings.rs`), where `dim` is a small integer
+//!   from the `dims` dictionary (one row per distinct (tenant, kind, value)).
 //! - `content` holds the erasable part (salt and JCS content) apart from the
 //!   envelope, so erasure never touches a leaf.
 //! - Triggers abort UPDATE and DELETE on records, postings and content.
@@ -47,7 +47,6 @@ CREATE TABLE dims (
     tenant_id INTEGER NOT NULL,
     kind      INTEGER NOT NULL,
     value     TEXT NOT NULL,
-    n         INTEGER NOT NULL DEFAULT 0,
     UNIQUE (tenant_id, kind, value)
 );
 CREATE TABLE records (
@@ -71,8 +70,11 @@ CREATE INDEX records_ts ON records(tenant_id, ts);
 CREATE TABLE postings (
     tenant_id INTEGER NOT NULL,
     dim       INTEGER NOT NULL,
-    seq       INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, dim, seq)
+    first_seq INTEGER NOT NULL,
+    last_seq  INTEGER NOT NULL,
+    n         INTEGER NOT NULL,
+    seqs      BLOB NOT NULL,
+    PRIMARY KEY (tenant_id, dim, first_seq)
 ) WITHOUT ROWID;
 CREATE TABLE content (
     rid  INTEGER PRIMARY KEY,

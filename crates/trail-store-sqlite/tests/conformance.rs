@@ -49,7 +49,7 @@ async fn triggers_abort_update_and_delete() {
     for sql in [
         "UPDATE records SET seq = seq + 1",
         "DELETE FROM records",
-        "UPDATE postings SET seq = seq + 1",
+        "UPDATE postings SET n = n + 1",
         "DELETE FROM postings",
         "UPDATE content SET body = x'00'",
         "DELETE FROM content",

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::envelope::{Members, CONTENT_DIGEST};
 use super::{Content, IndexFields, PreparedEvent};
 use crate::event::Event;
-use crate::hashing::content_digest;
+use crate::hashing::{content_digest, to_hex};
 use crate::jcs::{self, write_number, write_string};
 use crate::limits::{MAX_STORED_BODY_BYTES, SUMMARY_POLICY_CHARS};
 use crate::policy::ContentPolicy;
@@ -56,7 +56,7 @@ pub fn prepare(
     let mut members = envelope_members(event, id);
     if let Some(c) = &content {
         let digest = content_digest(&c.salt, &c.bytes);
-        members.push(CONTENT_DIGEST, |o| write_string(&hex::encode(digest), o));
+        members.push(CONTENT_DIGEST, |o| write_string(&to_hex(&digest), o));
     }
     members.finish();
 
@@ -177,7 +177,7 @@ fn envelope_members(event: Event, id: Uuid) -> Members {
         string(m, key, v.map(format_rfc3339).as_deref());
     };
     let hash = |m: &mut Members, key: &'static str, v: Option<[u8; 32]>| {
-        string(m, key, v.map(hex::encode).as_deref());
+        string(m, key, v.as_ref().map(to_hex).as_deref());
     };
 
     string(&mut m, "id", Some(&id.hyphenated().to_string()));

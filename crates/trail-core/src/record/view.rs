@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::envelope::{CONTENT_DIGEST, SEAL_KEYS};
 use super::RecordError;
-use crate::hashing::sha256;
+use crate::hashing::{sha256, to_hex};
 use crate::jcs;
 
 fn parse_object(bytes: &[u8], what: &'static str) -> Result<Map<String, Value>, RecordError> {
@@ -44,7 +44,7 @@ pub fn flat_view(
     if let Some(bytes) = content {
         map.extend(parse_object(bytes, "content")?);
     }
-    map.insert("leaf_hash".into(), Value::String(hex::encode(leaf_hash)));
+    map.insert("leaf_hash".into(), Value::String(to_hex(leaf_hash)));
     map.insert("content_erased".into(), Value::Bool(content_erased));
     Ok(map)
 }

@@ -58,7 +58,7 @@ pub(crate) fn candidates(s: &str) -> u16 {
             b'x' if at(b, i, b"xox") => mask |= SLACK,
             _ => {}
         }
-        if mask & KEY_VALUE == 0 && key_trigger(b, i) {
+        if mask & KEY_VALUE == 0 && key_trigger(b, i) && secret_assignment_at(s, i) {
             mask |= KEY_VALUE;
         }
     }
@@ -66,6 +66,38 @@ pub(crate) fn candidates(s: &str) -> u16 {
         mask &= !KEY_VALUE;
     }
     mask
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')
+}
+
+/// Is the identifier around byte `i` a secret name (per `key_kind`)
+/// followed by a `:` or `=` separator, as the key-value regex requires?
+/// This keeps `"max_tokens": 256` from sending a body to the regexes.
+fn secret_assignment_at(s: &str, i: usize) -> bool {
+    let b = s.as_bytes();
+    let mut start = i;
+    while start > 0 && is_ident(b[start - 1]) {
+        start -= 1;
+    }
+    let mut end = i;
+    while end < b.len() && is_ident(b[end]) {
+        end += 1;
+    }
+    let mut j = end;
+    if b.get(j) == Some(&b'\\') {
+        j += 1;
+    }
+    if matches!(b.get(j), Some(b'"' | b'\'')) {
+        j += 1;
+    }
+    while matches!(b.get(j), Some(b' ' | b'\t')) {
+        j += 1;
+    }
+    // Identifier bytes are ASCII, so `start..end` is on char boundaries.
+    matches!(b.get(j), Some(b':' | b'='))
+        && s.get(start..end).and_then(super::keys::key_kind).is_some()
 }
 
 /// Could a secret-looking member name start at `i`?

@@ -6,7 +6,9 @@ use std::borrow::Cow;
 
 use serde_json::json;
 
-use super::{redact_str, redact_value};
+use proptest::prelude::*;
+
+use super::{redact_families, redact_str, redact_value};
 
 /// (input, expected output)
 const POSITIVE: &[(&str, &str)] = &[
@@ -241,4 +243,21 @@ fn values_by_key_and_content() {
             "note": "password=[REDACTED:password]"
         })
     );
+}
+
+proptest! {
+    /// The pre-check never hides a match: running every family on every
+    /// string gives the same result as the filtered fast path.
+    #[test]
+    fn precheck_never_skips_a_match(
+        parts in prop::collection::vec(prop::sample::select(vec![
+            "sk-", "sk_live_", "AKIA", "ASIA", "ghp_", "github_pat_", "xoxb-", "AIza", "eyJ", ".",
+            "Bearer ", "bearer\t", "password", "Token", "_token", "api-key", "max_tokens", "secret",
+            "Authorization", "credentials", "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----",
+            ": ", "=", "\"", "'", "\\\"", " ", "\n", "&", "abcdefghij", "0123456789", "ABCDEFGHIJKLMNOP", "é", "😂",
+        ]), 0..24)
+    ) {
+        let s: String = parts.concat();
+        prop_assert_eq!(redact_str(&s), redact_families(&s, u16::MAX));
+    }
 }
