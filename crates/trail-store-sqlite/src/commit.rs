@@ -12,8 +12,9 @@ use trail_core::record::{idempotency_digest_of_envelope, PreparedEvent};
 use trail_store::writer::{AppendJob, Committer, JobResult};
 use trail_store::{Accepted, StoreError, Tenant};
 
-use crate::dims::{dims_of, DimKind};
+use crate::dims::{dims_of, DimKind, FastHash};
 use crate::postings;
+use crate::schema::{rid, rid_range};
 
 /// A kind's slice of the dims cache is dropped when it grows past this many entries.
 const DIM_CACHE_LIMIT: usize = 200_000;
@@ -21,7 +22,7 @@ const DIM_CACHE_LIMIT: usize = 200_000;
 /// Owns the write connection; runs on the writer thread.
 pub struct SqliteCommitter {
     conn: Connection,
-    dim_cache: HashMap<(i64, DimKind), HashMap<String, i64>>,
+    dim_cache: HashMap<(i64, DimKind), HashMap<String, i64, FastHash>>,
 }
 
 /// Where a tenant's log stands inside the current transaction.
@@ -44,10 +45,11 @@ impl SqliteCommitter {
         let last: Option<(i64, i64)> = self
             .conn
             .prepare_cached(
-                "SELECT seq, received_at FROM records WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, received_at FROM records WHERE rid >= ?1 AND rid < ?2 ORDER BY rid DESC LIMIT 1",
             )
             .and_then(|mut stmt| {
-                stmt.query_row([tenant.id], |row| Ok((row.get(0)?, row.get(1)?)))
+                let (start, end) = rid_range(tenant.id);
+                stmt.query_row([start, end], |row| Ok((row.get(0)?, row.get(1)?)))
                     .optional()
             })
             .map_err(StoreError::backend)?;
@@ -107,9 +109,9 @@ impl SqliteCommitter {
             let inserted = self
                 .conn
                 .prepare_cached(
-                    "INSERT INTO records (tenant_id, seq, id, received_at, ts, type, status, name_dim, \
+                    "INSERT INTO records (rid, tenant_id, seq, id, received_at, ts, type, status, name_dim, \
                      duration_ms, has_content, envelope, leaf_hash) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .and_then(|mut stmt| {
                     stmt.execute(params![
@@ -125,6 +127,7 @@ impl SqliteCommitter {
                         event.content.is_some(),
                         sealed.envelope,
                         sealed.leaf_hash.as_slice(),
+                        rid(tenant.id, seq as i64),
                     ])
                 });
             match inserted {
@@ -143,7 +146,7 @@ impl SqliteCommitter {
                 }
                 Err(error) => return Err(StoreError::backend(error)),
             }
-            let rid = self.conn.last_insert_rowid();
+            let rid = rid(tenant.id, seq as i64);
             if let Some(content) = &event.content {
                 self.conn
                     .prepare_cached("INSERT INTO content (rid, salt, body) VALUES (?1, ?2, ?3)")

@@ -37,8 +37,9 @@ pub struct SqliteOptions {
     pub writer_cache_kib: u32,
     /// Page cache of each read connection, in KiB.
     pub reader_cache_kib: u32,
-    /// WAL pages before an automatic checkpoint.
-    pub wal_autocheckpoint: u32,
+    /// How often the background thread checkpoints the WAL into the
+    /// database file (the writer itself never does).
+    pub checkpoint_interval: std::time::Duration,
     /// The writer's queue and batch sizes.
     pub writer: WriterConfig,
 }
@@ -48,7 +49,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             writer_cache_kib: 64 * 1024,
             reader_cache_kib: 16 * 1024,
-            wal_autocheckpoint: 10_000,
+            checkpoint_interval: std::time::Duration::from_millis(500),
             writer: WriterConfig::default(),
         }
     }
@@ -60,6 +61,7 @@ pub struct SqliteStore {
     options: SqliteOptions,
     writer: Writer,
     readers: Arc<Mutex<Vec<Connection>>>,
+    checkpointer: Checkpointer,
 }
 
 impl SqliteStore {
@@ -73,15 +75,19 @@ impl SqliteStore {
             }
         }
         let mut conn = connect(path, options.writer_cache_kib)?;
-        conn.pragma_update(None, "wal_autocheckpoint", options.wal_autocheckpoint)
+        // Checkpoints run on their own thread so commits never wait for
+        // the copy of WAL frames into the database file.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(StoreError::backend)?;
         schema::migrate(&mut conn)?;
+        let checkpointer = Checkpointer::start(connect(path, 1024)?, options.checkpoint_interval);
         let writer = Writer::start(commit::SqliteCommitter::new(conn), options.writer);
         Ok(SqliteStore {
             path: path.to_owned(),
             options,
             writer,
             readers: Arc::new(Mutex::new(Vec::new())),
+            checkpointer,
         })
     }
 
@@ -115,6 +121,59 @@ impl SqliteStore {
         })
         .await
         .map_err(|error| StoreError::Backend(format!("reader task failed: {error}")))?
+    }
+}
+
+/// The background WAL checkpointer: a passive checkpoint at every interval
+/// (it never blocks the writer), and a final truncating one at shutdown.
+struct Checkpointer {
+    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Checkpointer {
+    fn start(conn: Connection, interval: std::time::Duration) -> Checkpointer {
+        let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("trail-checkpoint".into())
+            .spawn(move || {
+                let (lock, condvar) = &*signal;
+                loop {
+                    let Ok(guard) = lock.lock() else { return };
+                    let Ok((guard, _)) = condvar.wait_timeout_while(guard, interval, |stop| !*stop)
+                    else {
+                        return;
+                    };
+                    let stopping = *guard;
+                    drop(guard);
+                    let mode = if stopping { "TRUNCATE" } else { "PASSIVE" };
+                    if let Err(error) =
+                        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+                    {
+                        tracing::warn!(%error, "WAL checkpoint failed");
+                    }
+                    if stopping {
+                        return;
+                    }
+                }
+            })
+            .ok();
+        Checkpointer {
+            stop,
+            thread: Mutex::new(thread),
+        }
+    }
+
+    async fn stop(&self) {
+        if let Ok(mut stop) = self.stop.0.lock() {
+            *stop = true;
+        }
+        self.stop.1.notify_all();
+        let thread = self.thread.lock().ok().and_then(|mut guard| guard.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 }
 
@@ -230,5 +289,6 @@ impl Store for SqliteStore {
 
     async fn shutdown(&self) {
         self.writer.shutdown().await;
+        self.checkpointer.stop().await;
     }
 }

@@ -20,6 +20,7 @@ use trail_store::{
 use uuid::Uuid;
 
 use crate::dims::DimKind;
+use crate::schema::{rid, rid_range};
 use crate::postings::{self, PostingList};
 
 /// The resolved plan of a filter set.
@@ -132,8 +133,18 @@ fn plan(conn: &Connection, scope: &ReadScope, filters: &Filters) -> Result<Optio
 
 /// FROM/WHERE over `records` for a plan without posting lists.
 fn records_sql(tenant: i64, plan: &Plan) -> Sql {
-    let mut params: Vec<SqlValue> = vec![SqlValue::Integer(tenant)];
-    let mut sql = String::from("FROM records r WHERE r.tenant_id = ?1");
+    let (start, end) = rid_range(tenant);
+    let mut params: Vec<SqlValue> = vec![
+        SqlValue::Integer(tenant),
+        SqlValue::Integer(start),
+        SqlValue::Integer(end),
+    ];
+    // With a time range the (tenant, ts) index drives; else the rowid range.
+    let mut sql = if plan.from.is_some() || plan.to.is_some() {
+        String::from("FROM records r WHERE r.tenant_id = ?1 AND +r.rid >= ?2 AND +r.rid < ?3")
+    } else {
+        String::from("FROM records r WHERE r.rid >= ?2 AND r.rid < ?3")
+    };
     if let Some(from) = plan.from {
         params.push(SqlValue::Integer(from));
         sql.push_str(&format!(" AND r.ts >= ?{}", params.len()));
@@ -193,8 +204,8 @@ impl<'c> Matches<'c> {
             if self.from.is_some() || self.to.is_some() {
                 let ts: i64 = self
                     .conn
-                    .prepare_cached("SELECT ts FROM records WHERE tenant_id = ?1 AND seq = ?2")
-                    .and_then(|mut stmt| stmt.query_row(params![self.tenant, seq], |row| row.get(0)))
+                    .prepare_cached("SELECT ts FROM records WHERE rid = ?1")
+                    .and_then(|mut stmt| stmt.query_row([rid(self.tenant, seq)], |row| row.get(0)))
                     .map_err(StoreError::backend)?;
                 if self.from.is_some_and(|from| ts < from) || self.to.is_some_and(|to| ts >= to) {
                     continue;
@@ -294,11 +305,11 @@ fn page_from_records(
         Order::Asc => (">", "ASC"),
     };
     if let Some(after) = after {
-        params.push(SqlValue::Integer(after));
-        sql.push_str(&format!(" AND r.seq {comparison} ?{}", params.len()));
+        params.push(SqlValue::Integer(rid(tenant, after)));
+        sql.push_str(&format!(" AND r.rid {comparison} ?{}", params.len()));
     }
     params.push(SqlValue::Integer(i64::from(query.limit)));
-    sql.push_str(&format!(" ORDER BY r.seq {direction} LIMIT ?{}", params.len()));
+    sql.push_str(&format!(" ORDER BY r.rid {direction} LIMIT ?{}", params.len()));
     params.push(SqlValue::Integer(query.offset.min(i64::MAX as u64) as i64));
     sql.push_str(&format!(" OFFSET ?{}", params.len()));
     let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
@@ -338,10 +349,10 @@ fn count(conn: &Connection, tenant: i64, plan: &Plan) -> Result<u64, StoreError>
 fn record_at(conn: &Connection, tenant: i64, seq: i64) -> Result<StoredRecord, StoreError> {
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN content c ON c.rid = r.rid \
-         WHERE r.tenant_id = ?1 AND r.seq = ?2"
+         WHERE r.rid = ?1"
     );
     conn.prepare_cached(&sql)
-        .and_then(|mut stmt| stmt.query_row(params![tenant, seq], record_from_row))
+        .and_then(|mut stmt| stmt.query_row([rid(tenant, seq)], record_from_row))
         .map_err(|error| StoreError::Corrupt(format!("seq {seq} is indexed but unreadable: {error}")))
 }
 
@@ -376,8 +387,11 @@ pub fn get(conn: &Connection, scope: &ReadScope, id: Uuid) -> Result<Option<Stor
 /// Number of records in the tenant's log.
 pub fn log_size(conn: &Connection, tenant: i64) -> Result<u64, StoreError> {
     let last: Option<i64> = conn
-        .prepare_cached("SELECT max(seq) FROM records WHERE tenant_id = ?1")
-        .and_then(|mut stmt| stmt.query_row([tenant], |row| row.get(0)))
+        .prepare_cached("SELECT max(rid) - ?1 FROM records WHERE rid >= ?1 AND rid < ?2")
+        .and_then(|mut stmt| {
+            let (start, end) = rid_range(tenant);
+            stmt.query_row([start, end], |row| row.get(0))
+        })
         .map_err(StoreError::backend)?;
     Ok(last.map_or(0, |seq| seq as u64 + 1))
 }
@@ -410,11 +424,11 @@ pub fn stats(conn: &Connection, scope: &ReadScope, query: &StatsQuery) -> Result
         }
     } else {
         let mut matches = Matches::new(conn, tenant, &plan, false, None)?;
-        let sql = format!("SELECT {STATS_COLUMNS} FROM records r WHERE r.tenant_id = ?1 AND r.seq = ?2");
+        let sql = format!("SELECT {STATS_COLUMNS} FROM records r WHERE r.rid = ?1");
         let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
         while let Some(seq) = matches.next()? {
             rows.push(
-                stmt.query_row(params![tenant, seq], stats_row)
+                stmt.query_row([rid(tenant, seq)], stats_row)
                     .map_err(StoreError::backend)?,
             );
         }

@@ -5,10 +5,12 @@
 //! half-understood. Each migration runs in its own transaction.
 //!
 //! Layout, chosen for append speed (see ARCHITECTURE.md):
-//! - `records` is a rowid table in arrival order; its secondary indexes are
-//!   all keyed by (tenant, something monotonic) so inserts touch the right
-//!   edge of each B-tree: (tenant, seq), (tenant, id) with time-ordered ids,
-//!   (tenant, ts).
+//! - `records` is a rowid table whose rowid *is* (tenant, seq):
+//!   `rid = tenant_id << 40 | seq` (see [`rid`]), so a tenant's log is one
+//!   contiguous rowid range, appends go to its right edge, and no separate
+//!   (tenant, seq) index is written. Its two secondary indexes are keyed by
+//!   (tenant, something mostly monotonic) so inserts stay near the right
+//!   edge too: (tenant, id) with time-ordered ids, and (tenant, ts).
 //! - Every equality filter goes through one inverted index, `postings`:
 //!   per commit, one row per (tenant, dim) touched, holding that commit's
 //!   seqs delta-encoded (see `postings.rs`), where `dim` is a small integer
@@ -50,7 +52,7 @@ CREATE TABLE dims (
     UNIQUE (tenant_id, kind, value)
 );
 CREATE TABLE records (
-    rid         INTEGER PRIMARY KEY,
+    rid         INTEGER PRIMARY KEY CHECK (rid = (tenant_id << 40) | seq),
     tenant_id   INTEGER NOT NULL,
     seq         INTEGER NOT NULL,
     id          BLOB NOT NULL,
@@ -64,7 +66,6 @@ CREATE TABLE records (
     envelope    BLOB NOT NULL,
     leaf_hash   BLOB NOT NULL
 );
-CREATE UNIQUE INDEX records_seq ON records(tenant_id, seq);
 CREATE UNIQUE INDEX records_id ON records(tenant_id, id);
 CREATE INDEX records_ts ON records(tenant_id, ts);
 CREATE TABLE postings (
@@ -94,6 +95,19 @@ BEGIN SELECT RAISE(ABORT, 'trail: content is append-only'); END;
 CREATE TRIGGER content_append_only_delete BEFORE DELETE ON content
 BEGIN SELECT RAISE(ABORT, 'trail: content is append-only'); END;
 "#];
+
+/// Bits of the rowid that hold the seq; the tenant id sits above them.
+pub const SEQ_BITS: u32 = 40;
+
+/// The rowid of a tenant's record at `seq`.
+pub fn rid(tenant: i64, seq: i64) -> i64 {
+    (tenant << SEQ_BITS) | seq
+}
+
+/// The rowid range `[start, end)` of a tenant's log.
+pub fn rid_range(tenant: i64) -> (i64, i64) {
+    (rid(tenant, 0), rid(tenant + 1, 0))
+}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

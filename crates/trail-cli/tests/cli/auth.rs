@@ -48,11 +48,17 @@ fn tenants_never_see_each_other() {
     own["name"] = json!("other.event");
     let accepted = other_admin.ingest(&own);
     assert_eq!(accepted[0]["duplicate"], json!(false), "ids are per tenant");
-    let own_record = other_admin.get(&format!("/v1/events/{default_id}")).expect(200);
+    let own_record = other_admin
+        .get(&format!("/v1/events/{default_id}"))
+        .expect(200);
     assert_eq!(own_record["record"]["name"], json!("other.event"));
     assert_eq!(other_admin.total(&[]), 1);
     let stored = admin.get(&format!("/v1/events/{default_id}")).expect(200);
-    assert_eq!(stored["record"]["name"], json!("default.only"), "default tenant unchanged");
+    assert_eq!(
+        stored["record"]["name"],
+        json!("default.only"),
+        "default tenant unchanged"
+    );
     assert_eq!(admin.total(&[]), 2);
     let listed: Vec<Value> = admin.list_all(&[], 100, true);
     assert!(listed.iter().all(|r| r["name"] != json!("other.event")));
@@ -78,7 +84,11 @@ fn tenants_never_see_each_other() {
         .put("/v1/settings", &json!({"content_policy": "full"}))
         .expect(200);
     let settings = admin.get("/v1/settings").expect(200);
-    assert_eq!(settings["content_policy"], json!("hash"), "settings are per tenant");
+    assert_eq!(
+        settings["content_policy"],
+        json!("hash"),
+        "settings are per tenant"
+    );
 }
 
 #[test]
@@ -94,7 +104,11 @@ fn roles_are_enforced() {
     for path in READ_PATHS {
         assert_plain_problem(&ingest.get(path), 403, path);
     }
-    assert_plain_problem(&ingest.get(&format!("/v1/events/{id}")), 403, "ingest by id");
+    assert_plain_problem(
+        &ingest.get(&format!("/v1/events/{id}")),
+        403,
+        "ingest by id",
+    );
     assert_plain_problem(&ingest.get("/v1/keys"), 403, "ingest lists keys");
     assert_plain_problem(
         &ingest.post("/v1/keys", &json!({"role": "admin"})),
@@ -128,14 +142,22 @@ fn roles_are_enforced() {
         403,
         "read changes settings",
     );
-    assert_eq!(admin.get("/v1/settings").expect(200)["content_policy"], json!("hash"));
+    assert_eq!(
+        admin.get("/v1/settings").expect(200)["content_policy"],
+        json!("hash")
+    );
 
     // admin: everything, including making keys that work.
     let made = admin
-        .post("/v1/keys", &json!({"role": "ingest", "label": "made by api"}))
+        .post(
+            "/v1/keys",
+            &json!({"role": "ingest", "label": "made by api"}),
+        )
         .expect(201);
     let made_key = made["key"].as_str().unwrap();
-    server.client(made_key).ingest(&event("tool_call", "by.made"));
+    server
+        .client(made_key)
+        .ingest(&event("tool_call", "by.made"));
     assert_eq!(admin.total(&[]), 3);
 }
 
@@ -153,7 +175,10 @@ fn missing_wrong_and_revoked_keys_are_401() {
         ("garbage", server.client("not-a-key")),
         ("wrong secret", server.client(&wrong_secret)),
         ("unknown id", server.client(&unknown)),
-        ("truncated", server.client(&admin_key[..admin_key.len() - 1])),
+        (
+            "truncated",
+            server.client(&admin_key[..admin_key.len() - 1]),
+        ),
     ];
     for (what, client) in &clients {
         assert_plain_problem(&client.get("/v1/events"), 401, what);
@@ -178,12 +203,20 @@ fn missing_wrong_and_revoked_keys_are_401() {
     assert_eq!(admin.total(&[]), 1, "no unauthenticated write stored");
 
     // Revoked through the API.
-    let made = admin.post("/v1/keys", &json!({"role": "ingest"})).expect(201);
+    let made = admin
+        .post("/v1/keys", &json!({"role": "ingest"}))
+        .expect(201);
     let api_key = made["key"].as_str().unwrap().to_owned();
-    server.client(&api_key).ingest(&event("tool_call", "before.revoke"));
-    admin.delete(&format!("/v1/keys/{}", key_id(&api_key))).expect(200);
+    server
+        .client(&api_key)
+        .ingest(&event("tool_call", "before.revoke"));
+    admin
+        .delete(&format!("/v1/keys/{}", key_id(&api_key)))
+        .expect(200);
     assert_plain_problem(
-        &server.client(&api_key).post("/v1/events", &event("tool_call", "after")),
+        &server
+            .client(&api_key)
+            .post("/v1/events", &event("tool_call", "after")),
         401,
         "key revoked through the API",
     );
@@ -192,7 +225,15 @@ fn missing_wrong_and_revoked_keys_are_401() {
     let read_key = server.create_key("default", "read", None);
     server.client(&read_key).get("/v1/events").expect(200);
     let dir = server.data_dir.to_str().unwrap();
-    let run = trail(&["keys", "revoke", "--data-dir", dir, "--tenant", "default", &key_id(&read_key)]);
+    let run = trail(&[
+        "keys",
+        "revoke",
+        "--data-dir",
+        dir,
+        "--tenant",
+        "default",
+        &key_id(&read_key),
+    ]);
     run.ok();
     assert_plain_problem(
         &server.client(&read_key).get("/v1/events"),
@@ -209,7 +250,10 @@ fn a_user_bound_read_key_sees_only_its_user() {
     let mut alice_ids = Vec::new();
     let mut others = Vec::new();
     for i in 0..12 {
-        let mut e = event(if i % 2 == 0 { "tool_call" } else { "llm_call" }, &format!("act.{i}"));
+        let mut e = event(
+            if i % 2 == 0 { "tool_call" } else { "llm_call" },
+            &format!("act.{i}"),
+        );
         e["session_id"] = json!("shared-session");
         e["duration_ms"] = json!(10 * i);
         match i % 3 {
@@ -251,12 +295,19 @@ fn a_user_bound_read_key_sees_only_its_user() {
     ];
     for filters in &filter_sets {
         let what = format!("{filters:?}");
-        let answer = alice.get_q("/v1/events", &[filters.as_slice(), &[("count", "true")]].concat());
+        let answer = alice.get_q(
+            "/v1/events",
+            &[filters.as_slice(), &[("count", "true")]].concat(),
+        );
         if answer.status == 200 {
             let body = answer.json();
             let events = body["events"].as_array().unwrap();
             only_alice(events, &what);
-            assert_eq!(body["total"].as_u64(), Some(events.len() as u64), "{what}: total");
+            assert_eq!(
+                body["total"].as_u64(),
+                Some(events.len() as u64),
+                "{what}: total"
+            );
         } else {
             assert!(
                 answer.status == 403 || answer.status == 400,
@@ -269,7 +320,11 @@ fn a_user_bound_read_key_sees_only_its_user() {
         if stats.status == 200 {
             let body = stats.json();
             let visible = alice.list_all(filters, 100, false).len() as u64;
-            assert_eq!(body["total"].as_u64(), Some(visible), "{what}: stats total {body}");
+            assert_eq!(
+                body["total"].as_u64(),
+                Some(visible),
+                "{what}: stats total {body}"
+            );
             let named: u64 = body["top_names"]
                 .as_array()
                 .unwrap()
@@ -278,7 +333,11 @@ fn a_user_bound_read_key_sees_only_its_user() {
                 .sum();
             assert!(named <= visible, "{what}: top_names count others {body}");
         } else {
-            assert!(stats.status == 403 || stats.status == 400, "{what}: stats {}", stats.status);
+            assert!(
+                stats.status == 403 || stats.status == 400,
+                "{what}: stats {}",
+                stats.status
+            );
         }
     }
     assert_eq!(alice.total(&[("user_id", "alice")]), alice_ids.len() as u64);
@@ -286,10 +345,18 @@ fn a_user_bound_read_key_sees_only_its_user() {
     assert_eq!(stats["total"], json!(alice_ids.len()), "{stats}");
     // Alice's events are i = 0, 3, 6, 9: durations 0, 30, 60, 90.
     assert_eq!(stats["duration_ms"]["p95"], json!(90), "{stats}");
-    assert_eq!(stats["errors"], json!(0), "the one error is not alice's: {stats}");
+    assert_eq!(
+        stats["errors"],
+        json!(0),
+        "the one error is not alice's: {stats}"
+    );
 
     for id in &others {
-        assert_plain_problem(&alice.get(&format!("/v1/events/{id}")), 404, "other user's record by id");
+        assert_plain_problem(
+            &alice.get(&format!("/v1/events/{id}")),
+            404,
+            "other user's record by id",
+        );
     }
     for id in &alice_ids {
         let record = alice.get(&format!("/v1/events/{id}")).expect(200);
@@ -305,5 +372,9 @@ fn a_user_bound_read_key_sees_only_its_user() {
     let nobody = server.client(&server.create_key("default", "read", Some("nobody")));
     assert_eq!(nobody.total(&[]), 0);
     assert_eq!(nobody.get("/v1/stats").expect(200)["total"], json!(0));
-    assert_plain_problem(&nobody.get(&format!("/v1/events/{}", alice_ids[0])), 404, "nobody by id");
+    assert_plain_problem(
+        &nobody.get(&format!("/v1/events/{}", alice_ids[0])),
+        404,
+        "nobody by id",
+    );
 }

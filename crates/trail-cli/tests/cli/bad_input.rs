@@ -9,9 +9,7 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{
-    assert_problem_where, event, exchange, Client, Failures, Response, Server,
-};
+use crate::harness::{assert_problem_where, event, exchange, Client, Failures, Response, Server};
 
 /// Sends `body`, expects a problem with `status` and an error entry whose
 /// field satisfies `field_ok`; then checks the server is healthy and stored
@@ -44,7 +42,11 @@ fn seed(admin: &Client) {
 fn still_ingests(admin: &Client) {
     let size = admin.total(&[]);
     let accepted = admin.ingest(&event("tool_call", "after.rejections"));
-    assert_eq!(accepted[0]["seq"], json!(size), "the log continues gap-free");
+    assert_eq!(
+        accepted[0]["seq"],
+        json!(size),
+        "the log continues gap-free"
+    );
 }
 
 fn base() -> Value {
@@ -79,8 +81,14 @@ fn field_cases() -> Vec<(Value, &'static str)> {
         (with("transport", json!("smtp")), "transport"),
         (with("id", json!("not-a-uuid")), "id"),
         (with("started_at", json!("yesterday")), "started_at"),
-        (with("started_at", json!("2024-13-01T00:00:00Z")), "started_at"),
-        (with("started_at", json!("2024-05-01 10:00:00")), "started_at"),
+        (
+            with("started_at", json!("2024-13-01T00:00:00Z")),
+            "started_at",
+        ),
+        (
+            with("started_at", json!("2024-05-01 10:00:00")),
+            "started_at",
+        ),
         (with("ended_at", json!("2023-02-30T00:00:00Z")), "ended_at"),
         (unordered_times, "ended_at"),
         (with("duration_ms", json!(-5)), "duration_ms"),
@@ -95,10 +103,16 @@ fn field_cases() -> Vec<(Value, &'static str)> {
         ),
         (with("metadata", json!([1, 2])), "metadata"),
         (with("metadata", json!("key=value")), "metadata"),
-        (with("metadata", json!({"blob": "m".repeat(17_000)})), "metadata"),
+        (
+            with("metadata", json!({"blob": "m".repeat(17_000)})),
+            "metadata",
+        ),
         (with("trace_id", json!("a".repeat(31))), "trace_id"),
         (with("span_id", json!("xyz")), "span_id"),
-        (with("parent_span_id", json!("0123456789abcdef0")), "parent_span_id"),
+        (
+            with("parent_span_id", json!("0123456789abcdef0")),
+            "parent_span_id",
+        ),
         (with("document_ids", json!("doc-1")), "document_ids"),
         (with("confirmed", json!("yes")), "confirmed"),
         (with("result_truncated", json!(1)), "result_truncated"),
@@ -121,20 +135,34 @@ fn each_invalid_field_is_rejected_named_and_nothing_is_stored() {
         let batch = json!([event("tool_call", "good"), bad]);
         let indexed = format!("[1].{field}");
         let what = format!("{indexed} in a batch with {shown}");
-        rejected(&admin, &what, || admin.post("/v1/events", &batch), 400, |f| f == indexed);
+        rejected(
+            &admin,
+            &what,
+            || admin.post("/v1/events", &batch),
+            400,
+            |f| f == indexed,
+        );
         // Alone (the exact spelling of a single object's field names is
         // checked by `a_single_event_names_its_fields_without_an_index`).
         let what = format!("{field} in {shown}");
-        rejected(&admin, &what, || admin.post("/v1/events", &bad), 400, |f| {
-            f == field || f == format!("[0].{field}")
-        });
+        rejected(
+            &admin,
+            &what,
+            || admin.post("/v1/events", &bad),
+            400,
+            |f| f == field || f == format!("[0].{field}"),
+        );
     }
 
     // Every bad field of one event is reported at once.
     let body = json!([{"type": "bad", "name": "", "foo": 1, "status": "meh"}]);
-    let problem = rejected(&admin, "several", || admin.post("/v1/events", &body), 400, |f| {
-        f == "[0].type"
-    });
+    let problem = rejected(
+        &admin,
+        "several",
+        || admin.post("/v1/events", &body),
+        400,
+        |f| f == "[0].type",
+    );
     let fields: Vec<&str> = problem["errors"]
         .as_array()
         .unwrap()
@@ -190,21 +218,31 @@ fn one_bad_event_rejects_the_whole_batch() {
     let server = Server::start();
     let admin = server.admin();
     seed(&admin);
-    let good: Vec<Value> = (0..4).map(|i| event("tool_call", &format!("ok.{i}"))).collect();
+    let good: Vec<Value> = (0..4)
+        .map(|i| event("tool_call", &format!("ok.{i}")))
+        .collect();
 
     let mut batch = good.clone();
     batch.push(with("type", json!("tool-call")));
-    let problem = rejected(&admin, "[4].type", || admin.post("/v1/events", &json!(batch)), 400, |f| {
-        f == "[4].type"
-    });
+    let problem = rejected(
+        &admin,
+        "[4].type",
+        || admin.post("/v1/events", &json!(batch)),
+        400,
+        |f| f == "[4].type",
+    );
     assert_eq!(problem["errors"].as_array().unwrap().len(), 1, "{problem}");
 
     let mut batch = good.clone();
     batch.insert(1, with("foo", json!(true)));
     batch.insert(3, with("duration_ms", json!(-1)));
-    let problem = rejected(&admin, "two bad", || admin.post("/v1/events", &json!(batch)), 400, |f| {
-        f == "[1].foo"
-    });
+    let problem = rejected(
+        &admin,
+        "two bad",
+        || admin.post("/v1/events", &json!(batch)),
+        400,
+        |f| f == "[1].foo",
+    );
     assert!(
         problem["errors"]
             .as_array()
@@ -216,9 +254,13 @@ fn one_bad_event_rejects_the_whole_batch() {
 
     let mut batch = good.clone();
     batch.push(json!(5));
-    rejected(&admin, "non-object element", || admin.post("/v1/events", &json!(batch)), 400, |f| {
-        f.starts_with("[4]")
-    });
+    rejected(
+        &admin,
+        "non-object element",
+        || admin.post("/v1/events", &json!(batch)),
+        400,
+        |f| f.starts_with("[4]"),
+    );
 
     let mut ndjson = String::new();
     for e in &good {
@@ -230,13 +272,24 @@ fn one_bad_event_rejects_the_whole_batch() {
     rejected(
         &admin,
         "ndjson bad event",
-        || admin.send("POST", "/v1/events", Some("application/x-ndjson"), Some(ndjson.as_bytes())),
+        || {
+            admin.send(
+                "POST",
+                "/v1/events",
+                Some("application/x-ndjson"),
+                Some(ndjson.as_bytes()),
+            )
+        },
         400,
         |f| f.contains("status"),
     );
     for e in &good {
         let id = e["id"].as_str().unwrap();
-        assert_eq!(admin.get(&format!("/v1/events/{id}")).status, 404, "good event of a bad batch stored");
+        assert_eq!(
+            admin.get(&format!("/v1/events/{id}")).status,
+            404,
+            "good event of a bad batch stored"
+        );
     }
     still_ingests(&admin);
 }
@@ -250,20 +303,38 @@ fn malformed_bodies_are_rejected() {
     let raw_cases: Vec<(&str, Vec<u8>)> = vec![
         ("truncated", br#"{"type":"tool_call","name":"x""#.to_vec()),
         ("unquoted", b"{type: tool_call, name: x}".to_vec()),
-        ("trailing comma", br#"[{"type":"tool_call","name":"a"},]"#.to_vec()),
-        ("two values", br#"{"type":"tool_call","name":"a"} garbage"#.to_vec()),
+        (
+            "trailing comma",
+            br#"[{"type":"tool_call","name":"a"},]"#.to_vec(),
+        ),
+        (
+            "two values",
+            br#"{"type":"tool_call","name":"a"} garbage"#.to_vec(),
+        ),
         ("empty", Vec::new()),
         ("blank", b"  \n ".to_vec()),
         ("empty array", b"[]".to_vec()),
         ("null", b"null".to_vec()),
         ("number", b"42".to_vec()),
         ("string", br#""tool_call""#.to_vec()),
-        ("invalid utf-8 in a string", b"{\"type\":\"tool_call\",\"name\":\"caf\xc3\x28\"}".to_vec()),
-        ("invalid utf-8 byte", b"{\"type\":\"tool_call\",\"name\":\"\xff\xfe\"}".to_vec()),
+        (
+            "invalid utf-8 in a string",
+            b"{\"type\":\"tool_call\",\"name\":\"caf\xc3\x28\"}".to_vec(),
+        ),
+        (
+            "invalid utf-8 byte",
+            b"{\"type\":\"tool_call\",\"name\":\"\xff\xfe\"}".to_vec(),
+        ),
         ("invalid utf-8 in an array", b"[\x80]".to_vec()),
     ];
     for (what, body) in raw_cases {
-        rejected(&admin, what, || admin.post_raw("/v1/events", &body), 400, any);
+        rejected(
+            &admin,
+            what,
+            || admin.post_raw("/v1/events", &body),
+            400,
+            any,
+        );
     }
 
     let depth = 100_000;
@@ -271,20 +342,45 @@ fn malformed_bodies_are_rejected() {
     deep.push_str(&"[".repeat(depth));
     deep.push_str(&"]".repeat(depth));
     deep.push_str("}}");
-    rejected(&admin, "deep metadata", || admin.post_raw("/v1/events", deep.as_bytes()), 400, any);
+    rejected(
+        &admin,
+        "deep metadata",
+        || admin.post_raw("/v1/events", deep.as_bytes()),
+        400,
+        any,
+    );
     let deep_array = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-    rejected(&admin, "deep array", || admin.post_raw("/v1/events", deep_array.as_bytes()), 400, any);
+    rejected(
+        &admin,
+        "deep array",
+        || admin.post_raw("/v1/events", deep_array.as_bytes()),
+        400,
+        any,
+    );
     let deep_input = format!(
         r#"[{{"type":"tool_call","name":"ok"}},{{"type":"tool_call","name":"deep","input":{}{}}}]"#,
         "[".repeat(depth),
         "]".repeat(depth)
     );
-    rejected(&admin, "deep input", || admin.post_raw("/v1/events", deep_input.as_bytes()), 400, any);
+    rejected(
+        &admin,
+        "deep input",
+        || admin.post_raw("/v1/events", deep_input.as_bytes()),
+        400,
+        any,
+    );
     let deep_ndjson = format!("{}\n{}\n", base(), deep);
     rejected(
         &admin,
         "deep ndjson line",
-        || admin.send("POST", "/v1/events", Some("application/x-ndjson"), Some(deep_ndjson.as_bytes())),
+        || {
+            admin.send(
+                "POST",
+                "/v1/events",
+                Some("application/x-ndjson"),
+                Some(deep_ndjson.as_bytes()),
+            )
+        },
         400,
         any,
     );
@@ -292,7 +388,14 @@ fn malformed_bodies_are_rejected() {
     rejected(
         &admin,
         "malformed ndjson line",
-        || admin.send("POST", "/v1/events", Some("application/x-ndjson"), Some(bad_line.as_bytes())),
+        || {
+            admin.send(
+                "POST",
+                "/v1/events",
+                Some("application/x-ndjson"),
+                Some(bad_line.as_bytes()),
+            )
+        },
         400,
         any,
     );
@@ -300,7 +403,14 @@ fn malformed_bodies_are_rejected() {
     rejected(
         &admin,
         "invalid utf-8 ndjson",
-        || admin.send("POST", "/v1/events", Some("application/x-ndjson"), Some(bad_utf8_ndjson)),
+        || {
+            admin.send(
+                "POST",
+                "/v1/events",
+                Some("application/x-ndjson"),
+                Some(bad_utf8_ndjson),
+            )
+        },
         400,
         any,
     );
@@ -323,27 +433,50 @@ fn size_and_count_limits_answer_413_naming_the_limit() {
     let small = base().to_string();
 
     let big = event_of_size(300 * 1024);
-    rejected(&admin, "one big event", || admin.post_raw("/v1/events", big.as_bytes()), 413, |f| {
-        f.contains("max_event_bytes")
-    });
+    rejected(
+        &admin,
+        "one big event",
+        || admin.post_raw("/v1/events", big.as_bytes()),
+        413,
+        |f| f.contains("max_event_bytes"),
+    );
     let batch = format!("[{small},{small},{small},{big}]");
-    rejected(&admin, "big event at [3]", || admin.post_raw("/v1/events", batch.as_bytes()), 413, |f| {
-        f == "[3] max_event_bytes"
-    });
+    rejected(
+        &admin,
+        "big event at [3]",
+        || admin.post_raw("/v1/events", batch.as_bytes()),
+        413,
+        |f| f == "[3] max_event_bytes",
+    );
     let just_over = format!("[{small},{}]", event_of_size(262_145));
-    rejected(&admin, "262145 bytes", || admin.post_raw("/v1/events", just_over.as_bytes()), 413, |f| {
-        f == "[1] max_event_bytes"
-    });
+    rejected(
+        &admin,
+        "262145 bytes",
+        || admin.post_raw("/v1/events", just_over.as_bytes()),
+        413,
+        |f| f == "[1] max_event_bytes",
+    );
 
     let many = format!("[{}]", vec![small.as_str(); 10_001].join(","));
-    rejected(&admin, "10001 events", || admin.post_raw("/v1/events", many.as_bytes()), 413, |f| {
-        f == "max_batch_events"
-    });
+    rejected(
+        &admin,
+        "10001 events",
+        || admin.post_raw("/v1/events", many.as_bytes()),
+        413,
+        |f| f == "max_batch_events",
+    );
     let many_ndjson = vec![small.as_str(); 10_001].join("\n");
     rejected(
         &admin,
         "10001 ndjson events",
-        || admin.send("POST", "/v1/events", Some("application/x-ndjson"), Some(many_ndjson.as_bytes())),
+        || {
+            admin.send(
+                "POST",
+                "/v1/events",
+                Some("application/x-ndjson"),
+                Some(many_ndjson.as_bytes()),
+            )
+        },
         413,
         |f| f == "max_batch_events",
     );
@@ -353,9 +486,13 @@ fn size_and_count_limits_answer_413_naming_the_limit() {
     let piece = event_of_size(240 * 1024);
     let huge = format!("[{}]", vec![piece.as_str(); 70].join(","));
     assert!(huge.len() > 16 * 1024 * 1024);
-    rejected(&admin, "body over 16 MiB", || admin.post_raw("/v1/events", huge.as_bytes()), 413, |f| {
-        f == "max_request_bytes"
-    });
+    rejected(
+        &admin,
+        "body over 16 MiB",
+        || admin.post_raw("/v1/events", huge.as_bytes()),
+        413,
+        |f| f == "max_request_bytes",
+    );
     // The same body without a Content-Length (chunked).
     let key = admin.key.clone().unwrap();
     rejected(
@@ -394,7 +531,9 @@ fn limits_themselves_are_accepted() {
     assert_eq!(answer["accepted"].as_array().unwrap().len(), 2);
     assert_eq!(admin.total(&[]), 2);
 
-    let events: Vec<Value> = (0..10_000).map(|i| event("tool_call", &format!("bulk.{}", i % 10))).collect();
+    let events: Vec<Value> = (0..10_000)
+        .map(|i| event("tool_call", &format!("bulk.{}", i % 10)))
+        .collect();
     let accepted = admin.ingest(&Value::Array(events.clone()));
     assert_eq!(accepted.len(), 10_000);
     for (k, (answer, sent)) in accepted.iter().zip(&events).enumerate() {

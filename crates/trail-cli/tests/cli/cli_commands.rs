@@ -8,9 +8,7 @@
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::harness::{
-    assert_key_format, event, key_id, trail, trail_with_stdin, Server,
-};
+use crate::harness::{assert_key_format, event, key_id, trail, trail_with_stdin, Server};
 
 fn keys_json(args: &[&str]) -> Vec<Value> {
     let run = trail(args);
@@ -29,11 +27,24 @@ fn keys_create_list_and_revoke_on_the_data_dir() {
     let server = Server::start();
     let dir = server.data_dir.to_str().unwrap().to_owned();
     let create = |role: &str, extra: &[&str]| {
-        let mut args = vec!["keys", "create", "--data-dir", &dir, "--tenant", "default", "--role", role];
+        let mut args = vec![
+            "keys",
+            "create",
+            "--data-dir",
+            &dir,
+            "--tenant",
+            "default",
+            "--role",
+            role,
+        ];
         args.extend_from_slice(extra);
         let run = trail(&args);
         let out = run.ok();
-        assert_eq!(out.lines().count(), 1, "create prints only the key: {out:?}");
+        assert_eq!(
+            out.lines().count(),
+            1,
+            "create prints only the key: {out:?}"
+        );
         let key = out.trim().to_owned();
         assert_key_format(&key);
         key
@@ -44,12 +55,28 @@ fn keys_create_list_and_revoke_on_the_data_dir() {
     assert_ne!(ingest, read);
 
     // The new keys work on the running server with their roles.
-    server.client(&ingest).ingest(&event("tool_call", "by.cli.key"));
+    server
+        .client(&ingest)
+        .ingest(&event("tool_call", "by.cli.key"));
     server.client(&read).get("/v1/events").expect(200);
     server.client(&admin2).get("/v1/keys").expect(200);
-    assert_eq!(server.client(&read).post("/v1/events", &event("tool_call", "x")).status, 403);
+    assert_eq!(
+        server
+            .client(&read)
+            .post("/v1/events", &event("tool_call", "x"))
+            .status,
+        403
+    );
 
-    let keys = keys_json(&["keys", "list", "--data-dir", &dir, "--tenant", "default", "--json"]);
+    let keys = keys_json(&[
+        "keys",
+        "list",
+        "--data-dir",
+        &dir,
+        "--tenant",
+        "default",
+        "--json",
+    ]);
     assert_eq!(keys.len(), 4, "first admin key plus three: {keys:?}");
     let listed = find_key(&keys, &key_id(&ingest));
     assert_eq!(listed["role"], json!("ingest"));
@@ -63,32 +90,103 @@ fn keys_create_list_and_revoke_on_the_data_dir() {
     let table = trail(&["keys", "list", "--data-dir", &dir, "--tenant", "default"]);
     let table = table.ok();
     for key in [&ingest, &read, &admin2, &server.admin_key()] {
-        assert!(table.contains(&key_id(key)), "{key} not in the table:\n{table}");
+        assert!(
+            table.contains(&key_id(key)),
+            "{key} not in the table:\n{table}"
+        );
         let secret = key.rsplit('_').next().unwrap();
         assert!(!table.contains(secret), "a secret is listed");
     }
-    let all_json = trail(&["keys", "list", "--data-dir", &dir, "--tenant", "default", "--json"]);
+    let all_json = trail(&[
+        "keys",
+        "list",
+        "--data-dir",
+        &dir,
+        "--tenant",
+        "default",
+        "--json",
+    ]);
     let secret = ingest.rsplit('_').next().unwrap();
-    assert!(!all_json.stdout.contains(secret), "a secret is listed as JSON");
+    assert!(
+        !all_json.stdout.contains(secret),
+        "a secret is listed as JSON"
+    );
 
-    let run = trail(&["keys", "revoke", "--data-dir", &dir, "--tenant", "default", &key_id(&ingest)]);
+    let run = trail(&[
+        "keys",
+        "revoke",
+        "--data-dir",
+        &dir,
+        "--tenant",
+        "default",
+        &key_id(&ingest),
+    ]);
     run.ok();
-    let keys = keys_json(&["keys", "list", "--data-dir", &dir, "--tenant", "default", "--json"]);
-    assert!(find_key(&keys, &key_id(&ingest))["revoked_at"].is_string(), "revoked_at set");
+    let keys = keys_json(&[
+        "keys",
+        "list",
+        "--data-dir",
+        &dir,
+        "--tenant",
+        "default",
+        "--json",
+    ]);
+    assert!(
+        find_key(&keys, &key_id(&ingest))["revoked_at"].is_string(),
+        "revoked_at set"
+    );
     assert!(find_key(&keys, &key_id(&read))["revoked_at"].is_null());
-    assert_eq!(server.client(&ingest).post("/v1/events", &event("tool_call", "x")).status, 401);
+    assert_eq!(
+        server
+            .client(&ingest)
+            .post("/v1/events", &event("tool_call", "x"))
+            .status,
+        401
+    );
 
     // A tenant made by `keys create` on the fly.
-    let other = trail(&["keys", "create", "--data-dir", &dir, "--tenant", "brand-new", "--role", "admin"]);
+    let other = trail(&[
+        "keys",
+        "create",
+        "--data-dir",
+        &dir,
+        "--tenant",
+        "brand-new",
+        "--role",
+        "admin",
+    ]);
     let other = other.ok().trim().to_owned();
     assert_eq!(server.client(&other).total(&[]), 0);
-    let keys = keys_json(&["keys", "list", "--data-dir", &dir, "--tenant", "brand-new", "--json"]);
+    let keys = keys_json(&[
+        "keys",
+        "list",
+        "--data-dir",
+        &dir,
+        "--tenant",
+        "brand-new",
+        "--json",
+    ]);
     assert_eq!(keys.len(), 1);
 
     // Failures exit 1.
-    let run = trail(&["keys", "list", "--data-dir", &dir, "--tenant", "no-such-tenant"]);
+    let run = trail(&[
+        "keys",
+        "list",
+        "--data-dir",
+        &dir,
+        "--tenant",
+        "no-such-tenant",
+    ]);
     assert_eq!(run.code, 1, "{run:?}");
-    let run = trail(&["keys", "revoke", "--data-dir", &dir, "--tenant", "default", "0000000000000000"]);
+    let run = trail(&[
+        "keys",
+        "revoke",
+        "--data-dir",
+        &dir,
+        "--tenant",
+        "default",
+        "0000000000000000",
+    ]);
     assert_eq!(run.code, 1, "revoking an unknown key: {run:?}");
 }
 
@@ -105,7 +203,15 @@ fn keys_through_a_server() {
     server.client(&read).get("/v1/events").expect(200);
     let keys = keys_json(&["keys", "list", "--url", &url, "--key", &admin_key, "--json"]);
     assert_eq!(find_key(&keys, &key_id(&read))["label"], json!("remote"));
-    let run = trail(&["keys", "revoke", "--url", &url, "--key", &admin_key, &key_id(&read)]);
+    let run = trail(&[
+        "keys",
+        "revoke",
+        "--url",
+        &url,
+        "--key",
+        &admin_key,
+        &key_id(&read),
+    ]);
     run.ok();
     assert_eq!(server.client(&read).get("/v1/events").status, 401);
     let keys = keys_json(&["keys", "list", "--url", &url, "--key", &admin_key, "--json"]);
@@ -113,7 +219,9 @@ fn keys_through_a_server() {
 
     // A non-admin key cannot manage keys: a failure, exit 1.
     let ingest = server.create_key("default", "ingest", None);
-    let run = trail(&["keys", "create", "--url", &url, "--key", &ingest, "--role", "admin"]);
+    let run = trail(&[
+        "keys", "create", "--url", &url, "--key", &ingest, "--role", "admin",
+    ]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.trim().is_empty(), "no key printed: {run:?}");
     let run = trail(&["keys", "list", "--url", &url, "--key", &ingest]);
@@ -128,9 +236,31 @@ fn record_from_flags_and_stdin_then_query_as_table_and_json() {
     let admin_key = server.admin_key();
 
     let run = trail(&[
-        "record", "--url", &url, "--key", &key, "--type", "tool_call", "--name", "fs.read",
-        "--user-id", "alice", "--session-id", "s-1", "--status", "error", "--error", "disk on fire",
-        "--duration-ms", "42", "--model", "m-1", "--provider", "p-1", "--metadata", r#"{"k":"v","n":1}"#,
+        "record",
+        "--url",
+        &url,
+        "--key",
+        &key,
+        "--type",
+        "tool_call",
+        "--name",
+        "fs.read",
+        "--user-id",
+        "alice",
+        "--session-id",
+        "s-1",
+        "--status",
+        "error",
+        "--error",
+        "disk on fire",
+        "--duration-ms",
+        "42",
+        "--model",
+        "m-1",
+        "--provider",
+        "p-1",
+        "--metadata",
+        r#"{"k":"v","n":1}"#,
         "--json",
     ]);
     let answer: Value = serde_json::from_str(run.ok()).expect("record --json prints JSON");
@@ -151,13 +281,18 @@ fn record_from_flags_and_stdin_then_query_as_table_and_json() {
     assert_eq!(record["provider"], json!("p-1"));
     assert_eq!(record["metadata"], json!({"k": "v", "n": 1}));
 
-    let run = trail(&["record", "--url", &url, "--key", &key, "--type", "llm_call", "--name", "chat"]);
+    let run = trail(&[
+        "record", "--url", &url, "--key", &key, "--type", "llm_call", "--name", "chat",
+    ]);
     let out = run.ok();
     assert!(out.contains("seq 1"), "plain output names the seq: {out}");
 
     let stdin_event = event("escalation", "ask.human");
     let stdin_id = stdin_event["id"].as_str().unwrap().to_owned();
-    let run = trail_with_stdin(&["record", "--url", &url, "--key", &key], Some(&stdin_event.to_string()));
+    let run = trail_with_stdin(
+        &["record", "--url", &url, "--key", &key],
+        Some(&stdin_event.to_string()),
+    );
     assert!(run.ok().contains(&stdin_id), "{run:?}");
     let run = trail_with_stdin(
         &["record", "--url", &url, "--key", &key, "--json"],
@@ -172,8 +307,22 @@ fn record_from_flags_and_stdin_then_query_as_table_and_json() {
         Some(r#"{"type":"tool_call","name":"x","foo":1}"#),
     );
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("foo"), "the field is named: {}", run.stderr);
-    let run = trail(&["record", "--url", &url, "--key", &key, "--type", "phone_call", "--name", "x"]);
+    assert!(
+        run.stderr.contains("foo"),
+        "the field is named: {}",
+        run.stderr
+    );
+    let run = trail(&[
+        "record",
+        "--url",
+        &url,
+        "--key",
+        &key,
+        "--type",
+        "phone_call",
+        "--name",
+        "x",
+    ]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("type"), "{}", run.stderr);
     assert_eq!(admin.total(&[]), 4);
@@ -182,37 +331,91 @@ fn record_from_flags_and_stdin_then_query_as_table_and_json() {
     let run = trail(&["query", "--url", &url, "--key", &admin_key]);
     let out = run.ok();
     let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(lines[0].trim_start().starts_with("SEQ"), "header: {:?}", lines[0]);
+    assert!(
+        lines[0].trim_start().starts_with("SEQ"),
+        "header: {:?}",
+        lines[0]
+    );
     assert_eq!(lines.len(), 5, "header and four rows:\n{out}");
-    for (line, name) in lines[1..].iter().zip(["from.stdin", "ask.human", "chat", "fs.read"]) {
+    for (line, name) in lines[1..]
+        .iter()
+        .zip(["from.stdin", "ask.human", "chat", "fs.read"])
+    {
         assert!(line.contains(name), "{name} not in {line:?}");
     }
-    let run = trail(&["query", "--url", &url, "--key", &admin_key, "--type", "tool_call", "--asc"]);
+    let run = trail(&[
+        "query",
+        "--url",
+        &url,
+        "--key",
+        &admin_key,
+        "--type",
+        "tool_call",
+        "--asc",
+    ]);
     let out = run.ok();
-    let rows: Vec<&str> = out.lines().skip(1).filter(|l| !l.trim().is_empty()).collect();
+    let rows: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     assert_eq!(rows.len(), 2, "{out}");
-    assert!(rows[0].contains("fs.read") && rows[1].contains("from.stdin"), "{out}");
-    assert!(rows[0].trim_start().starts_with('0'), "seq column first: {out}");
+    assert!(
+        rows[0].contains("fs.read") && rows[1].contains("from.stdin"),
+        "{out}"
+    );
+    assert!(
+        rows[0].trim_start().starts_with('0'),
+        "seq column first: {out}"
+    );
 
     // query --json is the API's answer.
-    let run = trail(&["query", "--url", &url, "--key", &admin_key, "--json", "--user-id", "alice"]);
+    let run = trail(&[
+        "query",
+        "--url",
+        &url,
+        "--key",
+        &admin_key,
+        "--json",
+        "--user-id",
+        "alice",
+    ]);
     let cli: Value = serde_json::from_str(run.ok()).expect("query --json prints JSON");
-    let api = admin.get_q("/v1/events", &[("user_id", "alice"), ("limit", "50")]).expect(200);
+    let api = admin
+        .get_q("/v1/events", &[("user_id", "alice"), ("limit", "50")])
+        .expect(200);
     assert_eq!(cli["events"], api["events"]);
     assert_eq!(cli["events"].as_array().unwrap().len(), 1);
     let run = trail(&[
-        "query", "--url", &url, "--key", &admin_key, "--json", "--name-contains", "FROM", "--limit", "1",
+        "query",
+        "--url",
+        &url,
+        "--key",
+        &admin_key,
+        "--json",
+        "--name-contains",
+        "FROM",
+        "--limit",
+        "1",
     ]);
     let cli: Value = serde_json::from_str(run.ok()).unwrap();
     assert_eq!(cli["events"][0]["name"], json!("from.stdin"));
-    let run = trail(&["query", "--url", &url, "--key", &admin_key, "--json", "--asc", "--limit", "2"]);
+    let run = trail(&[
+        "query", "--url", &url, "--key", &admin_key, "--json", "--asc", "--limit", "2",
+    ]);
     let cli: Value = serde_json::from_str(run.ok()).unwrap();
-    let seqs: Vec<&Value> = cli["events"].as_array().unwrap().iter().map(|e| &e["seq"]).collect();
+    let seqs: Vec<&Value> = cli["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["seq"])
+        .collect();
     assert_eq!(seqs, vec![&json!(0), &json!(1)]);
     assert!(cli["next_cursor"].is_string());
     let cursor = cli["next_cursor"].as_str().unwrap().to_owned();
     let run = trail(&[
-        "query", "--url", &url, "--key", &admin_key, "--json", "--asc", "--limit", "2", "--cursor", &cursor,
+        "query", "--url", &url, "--key", &admin_key, "--json", "--asc", "--limit", "2", "--cursor",
+        &cursor,
     ]);
     let cli: Value = serde_json::from_str(run.ok()).unwrap();
     assert_eq!(cli["events"][0]["seq"], json!(2));
@@ -227,8 +430,19 @@ fn bench_ingest_reports_rate_and_latency_as_json() {
     let server = Server::start();
     let key = server.create_key("default", "ingest", None);
     let run = trail(&[
-        "bench", "ingest", "--url", &server.url, "--key", &key, "--events", "2000", "--concurrency", "4",
-        "--batch", "100", "--json",
+        "bench",
+        "ingest",
+        "--url",
+        &server.url,
+        "--key",
+        &key,
+        "--events",
+        "2000",
+        "--concurrency",
+        "4",
+        "--batch",
+        "100",
+        "--json",
     ]);
     let out = run.ok().trim().to_owned();
     let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -238,7 +452,11 @@ fn bench_ingest_reports_rate_and_latency_as_json() {
     assert!(rate > 0.0, "{report}");
     assert!(p50 >= 0.0 && p50 <= p99, "{report}");
     let admin = server.admin();
-    assert_eq!(admin.total(&[]), 2000, "the benchmark's events are recorded");
+    assert_eq!(
+        admin.total(&[]),
+        2000,
+        "the benchmark's events are recorded"
+    );
     let newest = admin.get_q("/v1/events", &[("limit", "1")]).expect(200);
     assert_eq!(newest["events"][0]["seq"], json!(1999));
 }
@@ -255,19 +473,87 @@ fn usage_errors_exit_2_and_send_nothing() {
         vec!["serve", "--listen", "not-an-address", "--data-dir", &dir],
         vec!["keys"],
         vec!["keys", "create", "--data-dir", &dir, "--role", "superuser"],
-        vec!["keys", "create", "--data-dir", &dir, "--role", "ingest", "--user", "bob"],
+        vec![
+            "keys",
+            "create",
+            "--data-dir",
+            &dir,
+            "--role",
+            "ingest",
+            "--user",
+            "bob",
+        ],
         vec!["keys", "create", "--data-dir", &dir],
         vec!["keys", "revoke", "--data-dir", &dir],
         vec!["keys", "list", "--url", &url],
-        vec!["record", "--url", &url, "--type", "tool_call", "--name", "x"],
-        vec!["record", "--url", &url, "--key", &key, "--type", "tool_call", "--name", "x", "--duration-ms", "-3"],
-        vec!["record", "--url", &url, "--key", &key, "--type", "tool_call", "--name", "x", "--metadata", "{oops"],
-        vec!["record", "--url", &url, "--key", &key, "--type", "tool_call", "--name", "x", "--bogus"],
+        vec![
+            "record",
+            "--url",
+            &url,
+            "--type",
+            "tool_call",
+            "--name",
+            "x",
+        ],
+        vec![
+            "record",
+            "--url",
+            &url,
+            "--key",
+            &key,
+            "--type",
+            "tool_call",
+            "--name",
+            "x",
+            "--duration-ms",
+            "-3",
+        ],
+        vec![
+            "record",
+            "--url",
+            &url,
+            "--key",
+            &key,
+            "--type",
+            "tool_call",
+            "--name",
+            "x",
+            "--metadata",
+            "{oops",
+        ],
+        vec![
+            "record",
+            "--url",
+            &url,
+            "--key",
+            &key,
+            "--type",
+            "tool_call",
+            "--name",
+            "x",
+            "--bogus",
+        ],
         vec!["query", "--url", &url, "--key", &key, "--limit", "many"],
         vec!["query", "--url", &url, "--key", &key, "--colour", "blue"],
-        vec!["bench", "ingest", "--url", &url, "--key", &key, "--events", "0", "--json"],
-        vec!["bench", "ingest", "--url", &url, "--key", &key, "--events", "10", "--batch", "20000", "--json"],
-        vec!["bench", "ingest", "--url", &url, "--key", &key, "--events", "10", "--concurrency", "0"],
+        vec![
+            "bench", "ingest", "--url", &url, "--key", &key, "--events", "0", "--json",
+        ],
+        vec![
+            "bench", "ingest", "--url", &url, "--key", &key, "--events", "10", "--batch", "20000",
+            "--json",
+        ],
+        vec![
+            "bench",
+            "ingest",
+            "--url",
+            &url,
+            "--key",
+            &key,
+            "--events",
+            "10",
+            "--concurrency",
+            "0",
+        ],
     ];
     for args in &cases {
         let run = trail(args);
@@ -292,7 +578,17 @@ fn usage_errors_exit_2_and_send_nothing() {
     };
     let run = trail(&["query", "--url", &dead, "--key", &key]);
     assert_eq!(run.code, 1, "unreachable server: {run:?}");
-    let run = trail(&["record", "--url", &dead, "--key", &key, "--type", "tool_call", "--name", "x"]);
+    let run = trail(&[
+        "record",
+        "--url",
+        &dead,
+        "--key",
+        &key,
+        "--type",
+        "tool_call",
+        "--name",
+        "x",
+    ]);
     assert_eq!(run.code, 1, "unreachable server: {run:?}");
     let bad_key = format!("trail_{}_{}", "1".repeat(16), "2".repeat(64));
     let run = trail(&["query", "--url", &url, "--key", &bad_key]);
@@ -308,18 +604,31 @@ fn serve_from_environment_restarts_without_a_new_admin_key() {
     assert!(server.stdout().contains(&key));
     let accepted = server.admin().ingest(&event("tool_call", "before.restart"));
     let id = accepted[0]["id"].as_str().unwrap().to_owned();
-    assert!(dir.path().join("trail.db").exists(), "the database lives in the data dir");
+    assert!(
+        dir.path().join("trail.db").exists(),
+        "the database lives in the data dir"
+    );
 
     // A second server cannot take the same port: a failure.
     let addr = server.addr.to_string();
     let other = TempDir::new().unwrap();
-    let run = trail(&["serve", "--data-dir", other.path().to_str().unwrap(), "--listen", &addr]);
+    let run = trail(&[
+        "serve",
+        "--data-dir",
+        other.path().to_str().unwrap(),
+        "--listen",
+        &addr,
+    ]);
     assert_eq!(run.code, 1, "port in use: {run:?}");
 
     assert_eq!(server.terminate().code(), Some(0));
     let server = Server::start_in(dir.path());
     assert!(server.admin_key.is_none());
-    assert!(!server.stdout().contains("admin key"), "{}", server.stdout());
+    assert!(
+        !server.stdout().contains("admin key"),
+        "{}",
+        server.stdout()
+    );
     let admin = server.client(&key);
     let record = admin.get(&format!("/v1/events/{id}")).expect(200);
     assert_eq!(record["seq"], json!(0));

@@ -48,16 +48,19 @@ fn redacted_in_place(original: &str, secret: &str, got: &str) -> bool {
 }
 
 fn is_tag(value: &Value) -> bool {
-    value.as_str().is_some_and(|s| {
-        s.starts_with("[REDACTED:") && s.ends_with(']') && !s.contains(' ')
-    })
+    value
+        .as_str()
+        .is_some_and(|s| s.starts_with("[REDACTED:") && s.ends_with(']') && !s.contains(' '))
 }
 
 #[test]
 fn default_policy_keeps_only_hashes_and_sizes() {
     let server = Server::start();
     let admin = server.admin();
-    assert_eq!(admin.get("/v1/settings").expect(200)["content_policy"], json!("hash"));
+    assert_eq!(
+        admin.get("/v1/settings").expect(200)["content_policy"],
+        json!("hash")
+    );
     let name = marker("NAMEPROBE");
     let in_mark = marker("INPUTMARK");
     let out_mark = marker("OUTPUTMARK");
@@ -79,17 +82,35 @@ fn default_policy_keeps_only_hashes_and_sizes() {
     let detail = answer.expect(200);
     let record = &detail["record"];
     for field in ["input", "output", "input_summary", "output_summary"] {
-        assert!(record[field].is_null(), "{field} kept under hash policy: {record}");
+        assert!(
+            record[field].is_null(),
+            "{field} kept under hash policy: {record}"
+        );
     }
     let text = answer.text();
     for mark in [&in_mark, &out_mark, &sum_mark] {
-        assert!(!text.contains(mark.as_str()), "{mark} in the answer: {text}");
+        assert!(
+            !text.contains(mark.as_str()),
+            "{mark} in the answer: {text}"
+        );
     }
-    assert_eq!(record["input_hash"], json!(sha256_hex(jcs.as_bytes())), "input_hash over JCS");
-    assert_eq!(record["output_hash"], json!(sha256_hex(output.as_bytes())), "output_hash over UTF-8");
+    assert_eq!(
+        record["input_hash"],
+        json!(sha256_hex(jcs.as_bytes())),
+        "input_hash over JCS"
+    );
+    assert_eq!(
+        record["output_hash"],
+        json!(sha256_hex(output.as_bytes())),
+        "output_hash over UTF-8"
+    );
     assert_eq!(record["input_bytes"], json!(jcs.len()));
     assert_eq!(record["output_bytes"], json!(output.len()));
-    assert_eq!(record["user_email"], json!("alice@example.com"), "user_email is kept");
+    assert_eq!(
+        record["user_email"],
+        json!("alice@example.com"),
+        "user_email is kept"
+    );
     assert_eq!(record["name"], json!(name));
     let listed = admin.get("/v1/events").text();
     for mark in [&in_mark, &out_mark, &sum_mark] {
@@ -99,9 +120,15 @@ fn default_policy_keeps_only_hashes_and_sizes() {
     // The raw database files: the name is there (so the grep works), the
     // bodies are not.
     let dir = &server.data_dir;
-    assert!(database_files_contain(dir, name.as_bytes()), "probe: name not found in the db files");
+    assert!(
+        database_files_contain(dir, name.as_bytes()),
+        "probe: name not found in the db files"
+    );
     for mark in [&in_mark, &out_mark, &sum_mark] {
-        assert!(!database_files_contain(dir, mark.as_bytes()), "{mark} in the database files");
+        assert!(
+            !database_files_contain(dir, mark.as_bytes()),
+            "{mark} in the database files"
+        );
     }
 
     // A hash the client sends without a body is kept as sent.
@@ -120,7 +147,9 @@ fn default_policy_keeps_only_hashes_and_sizes() {
 fn summary_policy_keeps_redacted_cut_summaries_only() {
     let server = Server::start();
     let admin = server.admin();
-    let settings = admin.put("/v1/settings", &json!({"content_policy": "summary"})).expect(200);
+    let settings = admin
+        .put("/v1/settings", &json!({"content_policy": "summary"}))
+        .expect(200);
     assert_eq!(settings["content_policy"], json!("summary"));
     let secret = format!("sk-proj-{}", hex(40));
     let body_mark = marker("BODYMARK");
@@ -134,17 +163,41 @@ fn summary_policy_keeps_redacted_cut_summaries_only() {
     let id = accepted[0]["id"].as_str().unwrap();
     let answer = admin.get(&format!("/v1/events/{id}"));
     let record = &answer.expect(200)["record"];
-    let summary = record["input_summary"].as_str().expect("input_summary kept");
-    assert!(summary.chars().count() <= 512, "summary not cut: {} chars", summary.chars().count());
-    assert!(summary.starts_with("key [REDACTED:"), "summary not redacted: {summary}");
+    let summary = record["input_summary"]
+        .as_str()
+        .expect("input_summary kept");
+    assert!(
+        summary.chars().count() <= 512,
+        "summary not cut: {} chars",
+        summary.chars().count()
+    );
+    assert!(
+        summary.starts_with("key [REDACTED:"),
+        "summary not redacted: {summary}"
+    );
     assert_eq!(record["output_summary"], json!(out_mark));
-    assert!(record["input"].is_null() && record["output"].is_null(), "{record}");
+    assert!(
+        record["input"].is_null() && record["output"].is_null(),
+        "{record}"
+    );
     let text = answer.text();
-    assert!(!text.contains(&secret) && !text.contains(&body_mark), "{text}");
+    assert!(
+        !text.contains(&secret) && !text.contains(&body_mark),
+        "{text}"
+    );
     let dir = &server.data_dir;
-    assert!(database_files_contain(dir, out_mark.as_bytes()), "probe: summary not stored");
-    assert!(!database_files_contain(dir, secret.as_bytes()), "secret in the database files");
-    assert!(!database_files_contain(dir, body_mark.as_bytes()), "body in the database files");
+    assert!(
+        database_files_contain(dir, out_mark.as_bytes()),
+        "probe: summary not stored"
+    );
+    assert!(
+        !database_files_contain(dir, secret.as_bytes()),
+        "secret in the database files"
+    );
+    assert!(
+        !database_files_contain(dir, body_mark.as_bytes()),
+        "body in the database files"
+    );
 }
 
 #[test]
@@ -157,9 +210,14 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
     let early = admin.ingest(&json!({"type": "tool_call", "name": "early", "input": early_mark}));
     let early_id = early[0]["id"].as_str().unwrap().to_owned();
 
-    let settings = admin.put("/v1/settings", &json!({"content_policy": "full"})).expect(200);
+    let settings = admin
+        .put("/v1/settings", &json!({"content_policy": "full"}))
+        .expect(200);
     assert_eq!(settings["content_policy"], json!("full"));
-    assert_eq!(admin.get("/v1/settings").expect(200)["content_policy"], json!("full"));
+    assert_eq!(
+        admin.get("/v1/settings").expect(200)["content_policy"],
+        json!("full")
+    );
 
     let openai = format!("sk-proj-{}", hex(40));
     let aws = format!("AKIA{}", hex(16).to_uppercase());
@@ -201,8 +259,14 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
     // Bodies are kept, with the secrets replaced in place. Every check is
     // made, and all failures are reported together.
     let mut failures = Failures::default();
-    assert_eq!(record["input"]["keep"], json!(keep), "full policy keeps the input: {record}");
-    let messages = record["input"]["messages"].as_array().expect("messages kept");
+    assert_eq!(
+        record["input"]["keep"],
+        json!(keep),
+        "full policy keeps the input: {record}"
+    );
+    let messages = record["input"]["messages"]
+        .as_array()
+        .expect("messages kept");
     let content = messages[0]["content"].as_str().unwrap();
     failures.check(
         content.starts_with("call it with [REDACTED:")
@@ -218,11 +282,17 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
     );
     failures.check(
         is_tag(&record["input"]["password"]),
-        format!("input.password came back as {}", record["input"]["password"]),
+        format!(
+            "input.password came back as {}",
+            record["input"]["password"]
+        ),
     );
     failures.check(
         is_tag(&record["input"]["key_file"]),
-        format!("PEM private key in input came back as {}", record["input"]["key_file"]),
+        format!(
+            "PEM private key in input came back as {}",
+            record["input"]["key_file"]
+        ),
     );
     let out = record["output"].as_str().expect("output kept");
     failures.check(
@@ -235,13 +305,22 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
         format!("JWT in error: {error:?} came back as {err:?}"),
     );
     let metadata = &record["metadata"];
-    failures.check(is_tag(&metadata["api_key"]), format!("metadata.api_key: {metadata}"));
-    failures.check(is_tag(&metadata["note"]), format!("AWS key as metadata.note: {metadata}"));
+    failures.check(
+        is_tag(&metadata["api_key"]),
+        format!("metadata.api_key: {metadata}"),
+    );
+    failures.check(
+        is_tag(&metadata["note"]),
+        format!("AWS key as metadata.note: {metadata}"),
+    );
     failures.check(
         is_tag(&metadata["nested"]["client_secret"]),
         format!("metadata.nested.client_secret: {metadata}"),
     );
-    failures.check(metadata["plain"] == json!(keep), format!("metadata.plain: {metadata}"));
+    failures.check(
+        metadata["plain"] == json!(keep),
+        format!("metadata.plain: {metadata}"),
+    );
     // The hash is over what the client sent, not the redacted copy.
     failures.check(
         record["output_hash"] == json!(sha256_hex(output.as_bytes())),
@@ -262,10 +341,19 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
     let text = answer.text();
     let listed = admin.get("/v1/events").text();
     let dir = &server.data_dir;
-    assert!(database_files_contain(dir, keep.as_bytes()), "probe: kept body not found");
+    assert!(
+        database_files_contain(dir, keep.as_bytes()),
+        "probe: kept body not found"
+    );
     for (kind, secret) in secrets {
-        failures.check(!text.contains(secret), format!("raw {kind} in GET /v1/events/{{id}}"));
-        failures.check(!listed.contains(secret), format!("raw {kind} in GET /v1/events"));
+        failures.check(
+            !text.contains(secret),
+            format!("raw {kind} in GET /v1/events/{{id}}"),
+        );
+        failures.check(
+            !listed.contains(secret),
+            format!("raw {kind} in GET /v1/events"),
+        );
         failures.check(
             !database_files_contain(dir, secret.as_bytes()),
             format!("raw {kind} in the database files"),
@@ -279,8 +367,18 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
     assert!(!early.text().contains(&early_mark));
 
     // Bad settings are named and change nothing.
-    let response = admin.put("/v1/settings", &json!({"content_policy": "everything", "colour": 1}));
+    let response = admin.put(
+        "/v1/settings",
+        &json!({"content_policy": "everything", "colour": 1}),
+    );
     let problem = crate::harness::assert_problem(&response, 400, "content_policy");
-    assert!(problem["errors"].as_array().unwrap().iter().any(|e| e["field"] == json!("colour")));
-    assert_eq!(admin.get("/v1/settings").expect(200)["content_policy"], json!("full"));
+    assert!(problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["field"] == json!("colour")));
+    assert_eq!(
+        admin.get("/v1/settings").expect(200)["content_policy"],
+        json!("full")
+    );
 }

@@ -50,11 +50,15 @@ impl Load {
                             .collect();
                         n += 1;
                         let body = serde_json::to_vec(&events).unwrap();
-                        let response =
-                            match client.try_send("POST", "/v1/events", Some("application/json"), Some(&body)) {
-                                Ok(response) => response,
-                                Err(_) => break,
-                            };
+                        let response = match client.try_send(
+                            "POST",
+                            "/v1/events",
+                            Some("application/json"),
+                            Some(&body),
+                        ) {
+                            Ok(response) => response,
+                            Err(_) => break,
+                        };
                         if response.status != 200 {
                             // Refusals while shutting down are fine; nothing
                             // was acknowledged.
@@ -118,7 +122,11 @@ fn restart_and_check(dir: &Path, admin_key: &str, acked: &[(String, u64)]) -> (S
     let records = admin.list_all(&[], 1000, true);
     let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     let n = seqs.len() as u64;
-    assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "seqs gap-free after restart");
+    assert_eq!(
+        seqs,
+        (0..n).collect::<Vec<_>>(),
+        "seqs gap-free after restart"
+    );
     let stored: HashMap<&str, u64> = records
         .iter()
         .map(|r| (r["id"].as_str().unwrap(), r["seq"].as_u64().unwrap()))
@@ -161,12 +169,18 @@ fn kill_9_during_concurrent_ingest_loses_no_acknowledged_event() {
         let acked = load.finish();
         assert!(acked.len() >= 1500);
         let distinct: BTreeSet<u64> = acked.iter().map(|(_, s)| *s).collect();
-        assert_eq!(distinct.len(), acked.len(), "two acknowledgements with one seq");
+        assert_eq!(
+            distinct.len(),
+            acked.len(),
+            "two acknowledgements with one seq"
+        );
         all_acked.extend(acked);
         let (restarted, n) = restart_and_check(dir.path(), &admin_key, &all_acked);
         assert!(n >= all_acked.len() as u64);
         // The log goes on from n.
-        let next = restarted.client(&ingest_key).ingest(&event("tool_call", "after.crash"));
+        let next = restarted
+            .client(&ingest_key)
+            .ingest(&event("tool_call", "after.crash"));
         assert_eq!(next[0]["seq"], json!(n));
         all_acked.push((next[0]["id"].as_str().unwrap().to_owned(), n));
         server = restarted;
@@ -182,10 +196,17 @@ fn sigterm_while_ingesting_exits_0_and_keeps_every_acknowledged_event() {
     load.wait_for(1000);
     let status = server.terminate();
     let acked = load.finish();
-    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status:?}\n{}", server.log());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status:?}\n{}",
+        server.log()
+    );
     assert!(acked.len() >= 1000);
     let (restarted, n) = restart_and_check(dir.path(), &admin_key, &acked);
-    let next = restarted.client(&admin_key).ingest(&event("tool_call", "after.term"));
+    let next = restarted
+        .client(&admin_key)
+        .ingest(&event("tool_call", "after.term"));
     assert_eq!(next[0]["seq"], json!(n));
 
     // An idle server stops with 0 too, and keeps everything.

@@ -312,13 +312,8 @@ pub struct Response {
 impl Response {
     /// The body as JSON; panics with the body text when it is not.
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "answer {} is not JSON ({e}): {}",
-                self.status,
-                self.text()
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("answer {} is not JSON ({e}): {}", self.status, self.text()))
     }
 
     /// The body as (lossy) text.
@@ -682,14 +677,18 @@ pub fn assert_problem_where(
     assert!(body["type"].is_string(), "{what}: no type in {body}");
     assert!(body["title"].is_string(), "{what}: no title in {body}");
     assert!(body["detail"].is_string(), "{what}: no detail in {body}");
-    assert_eq!(body["status"], json!(status), "{what}: status member in {body}");
+    assert_eq!(
+        body["status"],
+        json!(status),
+        "{what}: status member in {body}"
+    );
     let errors = body["errors"]
         .as_array()
         .unwrap_or_else(|| panic!("{what}: no errors array in {body}"));
     assert!(
-        errors.iter().any(|e| {
-            e["message"].is_string() && e["field"].as_str().is_some_and(&field_ok)
-        }),
+        errors
+            .iter()
+            .any(|e| { e["message"].is_string() && e["field"].as_str().is_some_and(&field_ok) }),
         "{what}: no error entry with the expected field in {body}"
     );
     body
@@ -716,7 +715,10 @@ pub fn assert_plain_problem(response: &Response, status: u16, what: &str) -> Val
     );
     let body = response.json();
     assert_eq!(body["status"], json!(status), "{what}: {body}");
-    assert!(body["title"].is_string() && body["detail"].is_string(), "{what}: {body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{what}: {body}"
+    );
     body
 }
 
@@ -806,7 +808,14 @@ pub fn trail_with_stdin(args: &[&str], stdin: Option<&str>) -> Run {
 pub fn create_key(dir: &Path, tenant: &str, role: &str, user: Option<&str>) -> String {
     let dir = dir.to_str().expect("utf-8 path");
     let mut args = vec![
-        "keys", "create", "--data-dir", dir, "--tenant", tenant, "--role", role,
+        "keys",
+        "create",
+        "--data-dir",
+        dir,
+        "--tenant",
+        tenant,
+        "--role",
+        role,
     ];
     if let Some(user) = user {
         args.extend(["--user", user]);

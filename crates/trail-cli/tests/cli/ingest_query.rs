@@ -275,13 +275,41 @@ fn check_record(record: &Value, spec: &Spec, seq: u64) {
     assert_eq!(text(record, "name"), Some(spec.name), "{what}: name");
     let status = if spec.error { "error" } else { "ok" };
     assert_eq!(text(record, "status"), Some(status), "{what}: status");
-    assert_eq!(text(record, "user_id"), spec.user_id.as_deref(), "{what}: user_id");
-    assert_eq!(text(record, "session_id"), Some(spec.session_id.as_str()), "{what}");
-    assert_eq!(text(record, "project_id"), Some(spec.project_id.as_str()), "{what}");
-    assert_eq!(text(record, "task_id"), spec.task_id.as_deref(), "{what}: task_id");
-    assert_eq!(text(record, "agent_id"), Some(spec.agent_id.as_str()), "{what}");
-    assert_eq!(text(record, "transport"), Some(spec.transport), "{what}: transport");
-    assert_eq!(text(record, "model"), spec.model.as_deref(), "{what}: model");
+    assert_eq!(
+        text(record, "user_id"),
+        spec.user_id.as_deref(),
+        "{what}: user_id"
+    );
+    assert_eq!(
+        text(record, "session_id"),
+        Some(spec.session_id.as_str()),
+        "{what}"
+    );
+    assert_eq!(
+        text(record, "project_id"),
+        Some(spec.project_id.as_str()),
+        "{what}"
+    );
+    assert_eq!(
+        text(record, "task_id"),
+        spec.task_id.as_deref(),
+        "{what}: task_id"
+    );
+    assert_eq!(
+        text(record, "agent_id"),
+        Some(spec.agent_id.as_str()),
+        "{what}"
+    );
+    assert_eq!(
+        text(record, "transport"),
+        Some(spec.transport),
+        "{what}: transport"
+    );
+    assert_eq!(
+        text(record, "model"),
+        spec.model.as_deref(),
+        "{what}: model"
+    );
     assert_eq!(text(record, "provider"), spec.provider.as_deref(), "{what}");
     match spec.confirmed {
         Some(c) => assert_eq!(record["confirmed"], json!(c), "{what}: confirmed"),
@@ -301,20 +329,37 @@ fn check_record(record: &Value, spec: &Spec, seq: u64) {
         None => assert!(record["duration_ms"].is_null(), "{what}: duration_ms"),
     }
     let started = text(record, "started_at").expect("started_at");
-    assert_eq!(parse_rfc3339(started), spec.ts, "{what}: started_at {started}");
+    assert_eq!(
+        parse_rfc3339(started),
+        spec.ts,
+        "{what}: started_at {started}"
+    );
     if spec.error {
-        assert_eq!(text(record, "error").map(|e| e.starts_with("boom ")), Some(true));
+        assert_eq!(
+            text(record, "error").map(|e| e.starts_with("boom ")),
+            Some(true)
+        );
     }
     if spec.json.get("metadata").is_some() {
-        assert_eq!(record["metadata"], spec.json["metadata"], "{what}: metadata");
+        assert_eq!(
+            record["metadata"], spec.json["metadata"],
+            "{what}: metadata"
+        );
     }
     if let Some(trace) = spec.json.get("trace_id") {
         assert_eq!(&record["trace_id"], trace, "{what}: trace_id");
     }
-    assert!(is_hex(text(record, "leaf_hash").unwrap(), 64), "{what}: leaf_hash");
+    assert!(
+        is_hex(text(record, "leaf_hash").unwrap(), 64),
+        "{what}: leaf_hash"
+    );
     assert!(record["tenant_id"].is_string() || record["tenant_id"].is_number());
     parse_rfc3339(text(record, "received_at").expect("received_at"));
-    assert_eq!(record["content_erased"], json!(false), "{what}: content_erased");
+    assert_eq!(
+        record["content_erased"],
+        json!(false),
+        "{what}: content_erased"
+    );
 }
 
 fn fresh_dataset_server() -> (Server, Client, Vec<Spec>, HashMap<String, u64>) {
@@ -386,10 +431,16 @@ fn filters(specs: &[Spec]) -> Vec<Filter> {
         filters.push((params, pred));
     };
     for t in TYPES {
-        add(vec![("type", t.into())], Box::new(move |s| s.event_type == t));
+        add(
+            vec![("type", t.into())],
+            Box::new(move |s| s.event_type == t),
+        );
     }
     for (name, _) in NAMES {
-        add(vec![("name", name.into())], Box::new(move |s| s.name == name));
+        add(
+            vec![("name", name.into())],
+            Box::new(move |s| s.name == name),
+        );
     }
     for needle in ["READ", "rEaD", "CH.w", "q", "."] {
         let lower = needle.to_lowercase();
@@ -399,29 +450,65 @@ fn filters(specs: &[Spec]) -> Vec<Filter> {
         );
     }
     add(vec![("name_contains", "zzz".into())], Box::new(|_| false));
-    add(vec![("user_id", "user-2".into())], Box::new(|s| s.user_id.as_deref() == Some("user-2")));
+    add(
+        vec![("user_id", "user-2".into())],
+        Box::new(|s| s.user_id.as_deref() == Some("user-2")),
+    );
     add(vec![("user_id", "nobody".into())], Box::new(|_| false));
-    add(vec![("session_id", "sess-5".into())], Box::new(|s| s.session_id == "sess-5"));
-    add(vec![("project_id", "proj-1".into())], Box::new(|s| s.project_id == "proj-1"));
-    add(vec![("task_id", "task-3".into())], Box::new(|s| s.task_id.as_deref() == Some("task-3")));
-    add(vec![("agent_id", "agent-4".into())], Box::new(|s| s.agent_id == "agent-4"));
+    add(
+        vec![("session_id", "sess-5".into())],
+        Box::new(|s| s.session_id == "sess-5"),
+    );
+    add(
+        vec![("project_id", "proj-1".into())],
+        Box::new(|s| s.project_id == "proj-1"),
+    );
+    add(
+        vec![("task_id", "task-3".into())],
+        Box::new(|s| s.task_id.as_deref() == Some("task-3")),
+    );
+    add(
+        vec![("agent_id", "agent-4".into())],
+        Box::new(|s| s.agent_id == "agent-4"),
+    );
     for t in TRANSPORTS {
-        add(vec![("transport", t.into())], Box::new(move |s| s.transport == t));
+        add(
+            vec![("transport", t.into())],
+            Box::new(move |s| s.transport == t),
+        );
     }
     add(vec![("status", "error".into())], Box::new(|s| s.error));
     add(vec![("status", "ok".into())], Box::new(|s| !s.error));
-    add(vec![("model", "model-1".into())], Box::new(|s| s.model.as_deref() == Some("model-1")));
-    add(vec![("provider", "prov-0".into())], Box::new(|s| s.provider.as_deref() == Some("prov-0")));
-    add(vec![("confirmed", "true".into())], Box::new(|s| s.confirmed == Some(true)));
-    add(vec![("confirmed", "false".into())], Box::new(|s| s.confirmed == Some(false)));
+    add(
+        vec![("model", "model-1".into())],
+        Box::new(|s| s.model.as_deref() == Some("model-1")),
+    );
+    add(
+        vec![("provider", "prov-0".into())],
+        Box::new(|s| s.provider.as_deref() == Some("prov-0")),
+    );
+    add(
+        vec![("confirmed", "true".into())],
+        Box::new(|s| s.confirmed == Some(true)),
+    );
+    add(
+        vec![("confirmed", "false".into())],
+        Box::new(|s| s.confirmed == Some(false)),
+    );
     for doc in ["doc-shared", "doc-1"] {
         add(
             vec![("document_id", doc.into())],
             Box::new(move |s| s.document_ids.iter().any(|d| d == doc)),
         );
     }
-    add(vec![("from", rfc3339_us(from_ts))], Box::new(move |s| s.ts >= from_ts));
-    add(vec![("to", rfc3339_us(to_ts))], Box::new(move |s| s.ts < to_ts));
+    add(
+        vec![("from", rfc3339_us(from_ts))],
+        Box::new(move |s| s.ts >= from_ts),
+    );
+    add(
+        vec![("to", rfc3339_us(to_ts))],
+        Box::new(move |s| s.ts < to_ts),
+    );
     add(
         vec![("from", rfc3339_us(from_ts)), ("to", rfc3339_us(to_ts))],
         Box::new(move |s| s.ts >= from_ts && s.ts < to_ts),
@@ -438,7 +525,9 @@ fn filters(specs: &[Spec]) -> Vec<Filter> {
             ("status", "error".into()),
             ("user_id", "user-1".into()),
         ],
-        Box::new(|s| s.event_type == "llm_call" && s.error && s.user_id.as_deref() == Some("user-1")),
+        Box::new(|s| {
+            s.event_type == "llm_call" && s.error && s.user_id.as_deref() == Some("user-1")
+        }),
     );
     add(
         vec![
@@ -446,7 +535,11 @@ fn filters(specs: &[Spec]) -> Vec<Filter> {
             ("project_id", "proj-2".into()),
             ("confirmed", "true".into()),
         ],
-        Box::new(|s| s.name.to_lowercase().contains("read") && s.project_id == "proj-2" && s.confirmed == Some(true)),
+        Box::new(|s| {
+            s.name.to_lowercase().contains("read")
+                && s.project_id == "proj-2"
+                && s.confirmed == Some(true)
+        }),
     );
     add(
         vec![
@@ -455,11 +548,16 @@ fn filters(specs: &[Spec]) -> Vec<Filter> {
             ("from", rfc3339_us(from_ts)),
         ],
         Box::new(move |s| {
-            s.document_ids.iter().any(|d| d == "doc-shared") && s.transport == "http" && s.ts >= from_ts
+            s.document_ids.iter().any(|d| d == "doc-shared")
+                && s.transport == "http"
+                && s.ts >= from_ts
         }),
     );
     add(
-        vec![("agent_id", "agent-1".into()), ("session_id", "sess-3".into())],
+        vec![
+            ("agent_id", "agent-1".into()),
+            ("session_id", "sess-3".into()),
+        ],
         Box::new(|s| s.agent_id == "agent-1" && s.session_id == "sess-3"),
     );
     filters
@@ -474,7 +572,11 @@ fn every_filter_returns_exactly_the_matching_records() {
         for (limit, asc) in [(1000, false), (100, true)] {
             let records = admin.list_all(&pairs, limit, asc);
             let got = ids(&records);
-            assert_eq!(got.len(), set(got.clone()).len(), "{pairs:?}: a record listed twice");
+            assert_eq!(
+                got.len(),
+                set(got.clone()).len(),
+                "{pairs:?}: a record listed twice"
+            );
             assert_eq!(
                 set(got),
                 expected,
@@ -482,12 +584,21 @@ fn every_filter_returns_exactly_the_matching_records() {
                 expected.len()
             );
         }
-        assert_eq!(admin.total(&pairs), expected.len() as u64, "{pairs:?}: count total");
+        assert_eq!(
+            admin.total(&pairs),
+            expected.len() as u64,
+            "{pairs:?}: count total"
+        );
     }
 }
 
 /// Expected stats of the records `predicate` selects.
-fn check_stats(admin: &Client, specs: &[Spec], pairs: &[(&str, &str)], predicate: &dyn Fn(&Spec) -> bool) {
+fn check_stats(
+    admin: &Client,
+    specs: &[Spec],
+    pairs: &[(&str, &str)],
+    predicate: &dyn Fn(&Spec) -> bool,
+) {
     let chosen: Vec<&Spec> = specs.iter().filter(|s| predicate(s)).collect();
     let total = chosen.len() as u64;
     let errors = chosen.iter().filter(|s| s.error).count() as u64;
@@ -508,8 +619,15 @@ fn check_stats(admin: &Client, specs: &[Spec], pairs: &[(&str, &str)], predicate
         assert_eq!(stats["total"], json!(total), "{what}: total");
         assert_eq!(stats["errors"], json!(errors), "{what}: errors");
         let rate = stats["error_rate"].as_f64().expect("error_rate");
-        let expected_rate = if total == 0 { 0.0 } else { errors as f64 / total as f64 };
-        assert!((rate - expected_rate).abs() < 1e-9, "{what}: error_rate {rate}");
+        let expected_rate = if total == 0 {
+            0.0
+        } else {
+            errors as f64 / total as f64
+        };
+        assert!(
+            (rate - expected_rate).abs() < 1e-9,
+            "{what}: error_rate {rate}"
+        );
         let got_types: BTreeMap<String, u64> = stats["by_type"]
             .as_object()
             .expect("by_type")
@@ -525,10 +643,18 @@ fn check_stats(admin: &Client, specs: &[Spec], pairs: &[(&str, &str)], predicate
             .as_array()
             .expect("top_names")
             .iter()
-            .map(|e| (e["name"].as_str().unwrap().to_owned(), e["count"].as_u64().unwrap()))
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_owned(),
+                    e["count"].as_u64().unwrap(),
+                )
+            })
             .collect();
         assert!(!got_top.is_empty() || total == 0, "{what}: no top names");
-        assert!(got_top.len() <= expected_top.len(), "{what}: too many top names");
+        assert!(
+            got_top.len() <= expected_top.len(),
+            "{what}: too many top names"
+        );
         for (k, (name, count)) in got_top.iter().enumerate() {
             assert_eq!(
                 (name.as_str(), *count),
@@ -536,11 +662,17 @@ fn check_stats(admin: &Client, specs: &[Spec], pairs: &[(&str, &str)], predicate
                 "{what}: top_names[{k}] (expected {expected_top:?})"
             );
         }
-        assert_eq!(got_top.len(), expected_top.len().min(10), "{what}: top names shown");
+        assert_eq!(
+            got_top.len(),
+            expected_top.len().min(10),
+            "{what}: top names shown"
+        );
 
         let mut expected_buckets: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
         for s in &chosen {
-            let b = expected_buckets.entry(s.ts.div_euclid(width) * width).or_default();
+            let b = expected_buckets
+                .entry(s.ts.div_euclid(width) * width)
+                .or_default();
             b.0 += 1;
             if s.error {
                 b.1 += 1;
@@ -581,13 +713,21 @@ fn counts_and_stats_agree_with_the_data() {
     assert_eq!(answer["events"].as_array().unwrap().len(), 100);
     assert!(answer["next_cursor"].is_string());
     let plain = admin.get_q("/v1/events", &[("limit", "5")]).expect(200);
-    assert!(plain.get("total").is_none(), "total only with count=true: {plain}");
+    assert!(
+        plain.get("total").is_none(),
+        "total only with count=true: {plain}"
+    );
 
     check_stats(&admin, &specs, &[], &|_| true);
-    check_stats(&admin, &specs, &[("type", "llm_call")], &|s| s.event_type == "llm_call");
-    check_stats(&admin, &specs, &[("user_id", "user-3"), ("status", "error")], &|s| {
-        s.user_id.as_deref() == Some("user-3") && s.error
+    check_stats(&admin, &specs, &[("type", "llm_call")], &|s| {
+        s.event_type == "llm_call"
     });
+    check_stats(
+        &admin,
+        &specs,
+        &[("user_id", "user-3"), ("status", "error")],
+        &|s| s.user_id.as_deref() == Some("user-3") && s.error,
+    );
     let from_ts = specs[300].ts;
     let to_ts = specs[1200].ts;
     let (from, to) = (rfc3339_us(from_ts), rfc3339_us(to_ts));
@@ -607,8 +747,16 @@ fn limit_defaults_to_100_allows_1000_and_rejects_out_of_range() {
     let events = page["events"].as_array().unwrap();
     assert_eq!(events.len(), 100, "default limit");
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1900..2000).rev().collect::<Vec<u64>>(), "newest first by default");
-    assert!(page["next_cursor"].is_string(), "more pages: {}", page["next_cursor"]);
+    assert_eq!(
+        seqs,
+        (1900..2000).rev().collect::<Vec<u64>>(),
+        "newest first by default"
+    );
+    assert!(
+        page["next_cursor"].is_string(),
+        "more pages: {}",
+        page["next_cursor"]
+    );
 
     let page = admin.get_q("/v1/events", &[("limit", "1000")]).expect(200);
     assert_eq!(page["events"].as_array().unwrap().len(), 1000);
@@ -633,7 +781,11 @@ fn limit_defaults_to_100_allows_1000_and_rejects_out_of_range() {
         .iter()
         .map(|e| e["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, vec![1989, 1988, 1987, 1986, 1985], "offset skips newest 10");
+    assert_eq!(
+        seqs,
+        vec![1989, 1988, 1987, 1986, 1985],
+        "offset skips newest 10"
+    );
 
     // The last page of an exact multiple ends with an empty page or a null cursor.
     let last = admin.list_all(&[("type", "escalation")], 1000, true);
@@ -694,8 +846,14 @@ fn resend_is_a_duplicate_and_a_changed_resend_is_a_conflict_that_stores_nothing(
     let reordered = format!(
         r#"{{"metadata":{{"attempt":1}},"input":{{"path":"/etc/hosts"}},"duration_ms":12,"user_id":"alice","name":"fs.read","type":"tool_call","id":"{id}"}}"#
     );
-    let response = admin.post_raw("/v1/events", reordered.as_bytes()).expect(200);
-    assert_eq!(response["accepted"][0]["duplicate"], json!(true), "{response}");
+    let response = admin
+        .post_raw("/v1/events", reordered.as_bytes())
+        .expect(200);
+    assert_eq!(
+        response["accepted"][0]["duplicate"],
+        json!(true),
+        "{response}"
+    );
     assert_eq!(response["accepted"][0]["seq"], json!(seq));
     assert_eq!(admin.total(&[]), 3);
 
@@ -711,7 +869,11 @@ fn resend_is_a_duplicate_and_a_changed_resend_is_a_conflict_that_stores_nothing(
     let innocent = event("tool_call", "innocent");
     let response = admin.post("/v1/events", &json!([innocent, changed]));
     assert_plain_problem(&response, 409, "conflict inside a batch");
-    assert_eq!(admin.total(&[]), 3, "nothing of a conflicting request is stored");
+    assert_eq!(
+        admin.total(&[]),
+        3,
+        "nothing of a conflicting request is stored"
+    );
     let innocent_id = innocent["id"].as_str().unwrap();
     assert_plain_problem(
         &admin.get(&format!("/v1/events/{innocent_id}")),
@@ -741,7 +903,9 @@ fn resend_is_a_duplicate_and_a_changed_resend_is_a_conflict_that_stores_nothing(
 fn ndjson_array_and_single_object_bodies_are_accepted_in_order() {
     let server = Server::start();
     let admin = server.admin();
-    let events: Vec<Value> = (0..5).map(|i| event("tool_call", &format!("nd.{i}"))).collect();
+    let events: Vec<Value> = (0..5)
+        .map(|i| event("tool_call", &format!("nd.{i}")))
+        .collect();
     let mut body = String::new();
     for e in &events {
         body.push_str(&serde_json::to_string(e).unwrap());
@@ -749,7 +913,12 @@ fn ndjson_array_and_single_object_bodies_are_accepted_in_order() {
     }
     body.push('\n');
     let response = admin
-        .send("POST", "/v1/events", Some("application/x-ndjson"), Some(body.as_bytes()))
+        .send(
+            "POST",
+            "/v1/events",
+            Some("application/x-ndjson"),
+            Some(body.as_bytes()),
+        )
         .expect(200);
     let accepted = response["accepted"].as_array().unwrap();
     assert_eq!(accepted.len(), 5);
