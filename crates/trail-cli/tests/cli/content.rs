@@ -47,6 +47,13 @@ fn redacted_in_place(original: &str, secret: &str, got: &str) -> bool {
     !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }
 
+fn metadata_text(record: &Value, member: &str) -> String {
+    record["metadata"][member]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn is_tag(value: &Value) -> bool {
     value
         .as_str()
@@ -128,6 +135,36 @@ fn default_policy_keeps_only_hashes_and_sizes() {
         assert!(
             !database_files_contain(dir, mark.as_bytes()),
             "{mark} in the database files"
+        );
+    }
+
+    // Secrets in error and metadata are redacted under every policy.
+    let openai = format!("sk-{}", hex(48));
+    let password = marker("pw-");
+    let error = format!("provider said: invalid key {openai}");
+    let accepted = admin.ingest(&json!({
+        "type": "llm_call", "name": "chat", "status": "error", "error": error,
+        "metadata": {"password": password, "region": "eu"},
+    }));
+    let id = accepted[0]["id"].as_str().unwrap();
+    let answer = admin.get(&format!("/v1/events/{id}"));
+    let record = &answer.expect(200)["record"];
+    let got = record["error"].as_str().unwrap();
+    assert!(redacted_in_place(&error, &openai, got), "error: {got}");
+    assert!(
+        is_tag(&record["metadata"]["password"]),
+        "{}",
+        record["metadata"]
+    );
+    assert_eq!(record["metadata"]["region"], json!("eu"));
+    for secret in [&openai, &password] {
+        assert!(
+            !answer.text().contains(secret.as_str()),
+            "{secret} in the answer"
+        );
+        assert!(
+            !database_files_contain(dir, secret.as_bytes()),
+            "{secret} in the database files"
         );
     }
 
@@ -233,6 +270,8 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
     let api_key_value = marker("apikeyvalue-");
     let client_secret = marker("clientsecret-");
     let keep = marker("KEEPMARK");
+    let text_password = marker("textpw");
+    let text_api_key = marker("textapikey");
 
     let prompt = format!("call it with {openai} and {aws} please");
     let output = format!("cloned with {github} ok");
@@ -242,13 +281,17 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
         "type": "llm_call", "name": "chat", "status": "error",
         "error": error,
         "input": {
-            "messages": [{"role": "user", "content": prompt}, {"role": "system", "content": header}],
+            "messages": [
+                {"role": "user", "content": prompt},
+                {"role": "system", "content": header},
+                {"role": "tool", "content": format!("retry with password={text_password} now")},
+            ],
             "password": password,
             "keep": keep,
             "key_file": pem,
         },
         "output": output,
-        "metadata": {"api_key": api_key_value, "note": aws, "nested": {"client_secret": client_secret}, "plain": keep},
+        "metadata": {"api_key": api_key_value, "note": aws, "config": format!("api_key: {text_api_key}"), "nested": {"client_secret": client_secret}, "plain": keep},
     });
     let accepted = admin.ingest(&event);
     let id = accepted[0]["id"].as_str().unwrap();
@@ -279,6 +322,20 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
         redacted_in_place(&header, &bearer_token, system)
             || system == "sent Authorization: [REDACTED:authorization]",
         format!("Bearer token in input text: {header:?} came back as {system:?}"),
+    );
+    let tool = messages[2]["content"].as_str().unwrap();
+    failures.check(
+        redacted_in_place(
+            &format!("retry with password={text_password} now"),
+            &text_password,
+            tool,
+        ),
+        format!("password=... in input text came back as {tool:?}"),
+    );
+    let config = metadata_text(record, "config");
+    failures.check(
+        redacted_in_place(&format!("api_key: {text_api_key}"), &text_api_key, &config),
+        format!("api_key: ... in a metadata string came back as {config:?}"),
     );
     failures.check(
         is_tag(&record["input"]["password"]),
@@ -337,6 +394,8 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
         ("password", password.as_str()),
         ("api_key value", api_key_value.as_str()),
         ("client_secret value", client_secret.as_str()),
+        ("password= in text", text_password.as_str()),
+        ("api_key: in text", text_api_key.as_str()),
     ];
     let text = answer.text();
     let listed = admin.get("/v1/events").text();
