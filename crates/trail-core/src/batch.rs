@@ -97,6 +97,11 @@ pub fn split_body(body: &[u8], ndjson: bool) -> Result<Vec<Value>, BatchError> {
     if ndjson {
         return split_ndjson(text);
     }
+    // An array is split straight into its raw elements: one scan fewer than
+    // parsing the whole body as a value first (this is the bulk path).
+    if text.trim_ascii_start().starts_with('[') {
+        return split_array(text);
+    }
     match serde_json::from_str::<&RawValue>(text) {
         Ok(raw) => split_single(raw),
         Err(_) if looks_like_ndjson(text) => split_ndjson(text),
@@ -111,6 +116,11 @@ fn split_single(raw: &RawValue) -> Result<Vec<Value>, BatchError> {
         check_size(0, text)?;
         return to_value(text, || "body".to_owned()).map(|v| vec![v]);
     }
+    split_array(text)
+}
+
+/// A JSON array of events.
+fn split_array(text: &str) -> Result<Vec<Value>, BatchError> {
     let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| body_error(&e))?;
     if items.is_empty() {
         return Err(BatchError::Empty);

@@ -125,7 +125,10 @@ pub async fn authenticate(store: &dyn Store, headers: &HeaderMap) -> Result<Call
     let text = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .ok_or_else(|| ApiError::unauthorized("Authorization must be: Bearer <api key>"))?;
     let rejected = || ApiError::unauthorized("invalid or revoked API key");

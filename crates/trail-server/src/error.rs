@@ -88,7 +88,11 @@ impl ApiError {
     pub fn unavailable(detail: impl Into<String>) -> Self {
         ApiError {
             retry_after: Some(1),
-            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable", detail)
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                detail,
+            )
         }
     }
 

@@ -139,7 +139,10 @@ fn parse_bool(value: &str) -> Result<bool, String> {
 pub fn event_query(pairs: Vec<(String, String)>) -> Result<EventQuery, ApiError> {
     let mut params = Params::new(
         pairs,
-        &[FILTER_NAMES, &["limit", "cursor", "offset", "count", "order"]],
+        &[
+            FILTER_NAMES,
+            &["limit", "cursor", "offset", "count", "order"],
+        ],
     );
     let filters = params.filters();
     let limit = params

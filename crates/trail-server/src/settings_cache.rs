@@ -17,7 +17,11 @@ pub struct SettingsCache {
 }
 
 impl SettingsCache {
-    pub async fn get(&self, store: &dyn Store, tenant: &Tenant) -> Result<TenantSettings, StoreError> {
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        tenant: &Tenant,
+    ) -> Result<TenantSettings, StoreError> {
         if let Ok(entries) = self.entries.lock() {
             if let Some((at, settings)) = entries.get(&tenant.id) {
                 if at.elapsed() < TTL {

@@ -156,7 +156,10 @@ pub async fn seqs_are_gap_free_under_concurrency(store: Arc<dyn Store>) {
                 let values: Vec<Value> = (0..20)
                     .map(|i| json!({"type": "tool_call", "name": format!("x{task}.{batch}.{i}")}))
                     .collect();
-                let accepted = store.append(&tenant, events(&values)).await.expect("append");
+                let accepted = store
+                    .append(&tenant, events(&values))
+                    .await
+                    .expect("append");
                 assert_eq!(accepted.len(), 20);
                 seqs.extend(accepted.iter().map(|a| a.seq));
             }
@@ -168,7 +171,11 @@ pub async fn seqs_are_gap_free_under_concurrency(store: Arc<dyn Store>) {
         seqs.extend(task.await.expect("task"));
     }
     seqs.sort_unstable();
-    assert_eq!(seqs, (0..800).collect::<Vec<u64>>(), "seqs must be 0..n-1, each once");
+    assert_eq!(
+        seqs,
+        (0..800).collect::<Vec<u64>>(),
+        "seqs must be 0..n-1, each once"
+    );
     assert_eq!(store.log_size(&tenant).await.expect("size"), 800);
 }
 
@@ -186,7 +193,10 @@ pub async fn envelopes_commit_to_their_position(store: Arc<dyn Store>) {
     for (i, envelope) in records.iter().enumerate() {
         assert_eq!(envelope["seq"], json!(i));
         assert_eq!(envelope["tenant_id"], json!("t"));
-        let received = envelope["received_at"].as_str().expect("received_at").to_owned();
+        let received = envelope["received_at"]
+            .as_str()
+            .expect("received_at")
+            .to_owned();
         assert!(received >= last_received, "received_at never goes back");
         last_received = received;
     }
@@ -206,13 +216,17 @@ pub async fn envelopes_commit_to_their_position(store: Arc<dyn Store>) {
 pub async fn resend_is_idempotent(store: Arc<dyn Store>) {
     let tenant = store.ensure_tenant("t").await.expect("tenant");
     let id = Uuid::now_v7();
-    let value = json!({"id": id, "type": "llm_call", "name": "chat", "input": "hi", "user_email": "a@b.c"});
+    let value =
+        json!({"id": id, "type": "llm_call", "name": "chat", "input": "hi", "user_email": "a@b.c"});
     let first = store
-        .append(&tenant, events(&[value.clone()]))
+        .append(&tenant, events(std::slice::from_ref(&value)))
         .await
         .expect("first");
     store
-        .append(&tenant, events(&[json!({"type": "tool_call", "name": "other"})]))
+        .append(
+            &tenant,
+            events(&[json!({"type": "tool_call", "name": "other"})]),
+        )
         .await
         .expect("other");
     // A new salt, same event: still the same record.
@@ -235,7 +249,10 @@ pub async fn reused_id_with_other_content_conflicts_and_stores_nothing(store: Ar
     let tenant = store.ensure_tenant("t").await.expect("tenant");
     let id = Uuid::now_v7();
     store
-        .append(&tenant, events(&[json!({"id": id, "type": "tool_call", "name": "a"})]))
+        .append(
+            &tenant,
+            events(&[json!({"id": id, "type": "tool_call", "name": "a"})]),
+        )
         .await
         .expect("first");
     let batch = events(&[
@@ -256,7 +273,10 @@ pub async fn reused_id_with_other_content_conflicts_and_stores_nothing(store: Ar
     assert_eq!(names, vec![json!("a")]);
     // The log goes on without a gap.
     let next = store
-        .append(&tenant, events(&[json!({"type": "tool_call", "name": "c"})]))
+        .append(
+            &tenant,
+            events(&[json!({"type": "tool_call", "name": "c"})]),
+        )
         .await
         .expect("next");
     assert_eq!(next[0].seq, 1);
@@ -267,17 +287,31 @@ pub async fn tenants_are_isolated(store: Arc<dyn Store>) {
     let one = store.ensure_tenant("one").await.expect("tenant");
     let two = store.ensure_tenant("two").await.expect("tenant");
     let a = store
-        .append(&one, events(&[json!({"type": "tool_call", "name": "x", "user_id": "u"})]))
+        .append(
+            &one,
+            events(&[json!({"type": "tool_call", "name": "x", "user_id": "u"})]),
+        )
         .await
         .expect("append");
     let b = store
-        .append(&two, events(&[json!({"type": "tool_call", "name": "x", "user_id": "u"})]))
+        .append(
+            &two,
+            events(&[json!({"type": "tool_call", "name": "x", "user_id": "u"})]),
+        )
         .await
         .expect("append");
     assert_eq!(a[0].seq, 0);
     assert_eq!(b[0].seq, 0, "each tenant has its own log");
-    assert!(store.get(&scope(&two), a[0].id).await.expect("get").is_none());
-    assert!(store.get(&scope(&one), b[0].id).await.expect("get").is_none());
+    assert!(store
+        .get(&scope(&two), a[0].id)
+        .await
+        .expect("get")
+        .is_none());
+    assert!(store
+        .get(&scope(&one), b[0].id)
+        .await
+        .expect("get")
+        .is_none());
     let filters = Filters {
         user_id: Some("u".into()),
         ..Filters::default()
@@ -289,7 +323,8 @@ pub async fn tenants_are_isolated(store: Arc<dyn Store>) {
 
 fn matches(filters: &Filters, e: &Value) -> bool {
     let text = |field: &str, want: &Option<String>| {
-        want.as_ref().is_none_or(|w| e[field].as_str() == Some(w.as_str()))
+        want.as_ref()
+            .is_none_or(|w| e[field].as_str() == Some(w.as_str()))
     };
     let time = e["started_at"]
         .as_str()
@@ -304,9 +339,15 @@ fn matches(filters: &Filters, e: &Value) -> bool {
         && text("agent_id", &filters.agent_id)
         && text("model", &filters.model)
         && text("provider", &filters.provider)
-        && filters.event_type.is_none_or(|t| e["type"] == json!(t.as_str()))
-        && filters.status.is_none_or(|s| e["status"] == json!(s.as_str()))
-        && filters.transport.is_none_or(|t| e["transport"] == json!(t.as_str()))
+        && filters
+            .event_type
+            .is_none_or(|t| e["type"] == json!(t.as_str()))
+        && filters
+            .status
+            .is_none_or(|s| e["status"] == json!(s.as_str()))
+        && filters
+            .transport
+            .is_none_or(|t| e["transport"] == json!(t.as_str()))
         && filters.confirmed.is_none_or(|c| e["confirmed"] == json!(c))
         && filters.document_id.as_ref().is_none_or(|d| {
             e["document_ids"]
@@ -333,24 +374,79 @@ pub async fn every_filter_matches_exactly(store: Arc<dyn Store>) {
     assert_eq!(everything.len(), 300);
     let t0 = 1_700_000_000_000_000i64;
     let cases = vec![
-        Filters { event_type: Some(EventType::LlmCall), ..Filters::default() },
-        Filters { name: Some("fs.read".into()), ..Filters::default() },
-        Filters { name_contains: Some("SEARCH".into()), ..Filters::default() },
-        Filters { name_contains: Some(".".into()), user_id: Some("u1".into()), ..Filters::default() },
-        Filters { user_id: Some("u3".into()), ..Filters::default() },
-        Filters { session_id: Some("s6".into()), ..Filters::default() },
-        Filters { project_id: Some("p0".into()), ..Filters::default() },
-        Filters { task_id: Some("t10".into()), ..Filters::default() },
-        Filters { agent_id: Some("a1".into()), ..Filters::default() },
-        Filters { transport: Some(trail_core::event::Transport::Mcp), ..Filters::default() },
-        Filters { status: Some(Status::Error), ..Filters::default() },
-        Filters { status: Some(Status::Ok), ..Filters::default() },
-        Filters { model: Some("m2".into()), ..Filters::default() },
-        Filters { provider: Some("google".into()), ..Filters::default() },
-        Filters { confirmed: Some(true), ..Filters::default() },
-        Filters { document_id: Some("d4".into()), ..Filters::default() },
-        Filters { from: Some(t0 + 100 * 600_000_000), ..Filters::default() },
-        Filters { to: Some(t0 + 50 * 600_000_000), ..Filters::default() },
+        Filters {
+            event_type: Some(EventType::LlmCall),
+            ..Filters::default()
+        },
+        Filters {
+            name: Some("fs.read".into()),
+            ..Filters::default()
+        },
+        Filters {
+            name_contains: Some("SEARCH".into()),
+            ..Filters::default()
+        },
+        Filters {
+            name_contains: Some(".".into()),
+            user_id: Some("u1".into()),
+            ..Filters::default()
+        },
+        Filters {
+            user_id: Some("u3".into()),
+            ..Filters::default()
+        },
+        Filters {
+            session_id: Some("s6".into()),
+            ..Filters::default()
+        },
+        Filters {
+            project_id: Some("p0".into()),
+            ..Filters::default()
+        },
+        Filters {
+            task_id: Some("t10".into()),
+            ..Filters::default()
+        },
+        Filters {
+            agent_id: Some("a1".into()),
+            ..Filters::default()
+        },
+        Filters {
+            transport: Some(trail_core::event::Transport::Mcp),
+            ..Filters::default()
+        },
+        Filters {
+            status: Some(Status::Error),
+            ..Filters::default()
+        },
+        Filters {
+            status: Some(Status::Ok),
+            ..Filters::default()
+        },
+        Filters {
+            model: Some("m2".into()),
+            ..Filters::default()
+        },
+        Filters {
+            provider: Some("google".into()),
+            ..Filters::default()
+        },
+        Filters {
+            confirmed: Some(true),
+            ..Filters::default()
+        },
+        Filters {
+            document_id: Some("d4".into()),
+            ..Filters::default()
+        },
+        Filters {
+            from: Some(t0 + 100 * 600_000_000),
+            ..Filters::default()
+        },
+        Filters {
+            to: Some(t0 + 50 * 600_000_000),
+            ..Filters::default()
+        },
         Filters {
             from: Some(t0 + 10 * 600_000_000),
             to: Some(t0 + 200 * 600_000_000),
@@ -358,22 +454,45 @@ pub async fn every_filter_matches_exactly(store: Arc<dyn Store>) {
             status: Some(Status::Ok),
             ..Filters::default()
         },
-        Filters { user_id: Some("u1".into()), session_id: Some("s2".into()), ..Filters::default() },
-        Filters { user_id: Some("nobody".into()), ..Filters::default() },
-        Filters { name_contains: Some("zzz".into()), ..Filters::default() },
+        Filters {
+            user_id: Some("u1".into()),
+            session_id: Some("s2".into()),
+            ..Filters::default()
+        },
+        Filters {
+            user_id: Some("nobody".into()),
+            ..Filters::default()
+        },
+        Filters {
+            name_contains: Some("zzz".into()),
+            ..Filters::default()
+        },
     ];
     for filters in cases {
-        let want: Vec<Value> = everything.iter().filter(|e| matches(&filters, e)).cloned().collect();
+        let want: Vec<Value> = everything
+            .iter()
+            .filter(|e| matches(&filters, e))
+            .cloned()
+            .collect();
         let got = all(&*store, &scope(&tenant), filters.clone()).await;
         assert_eq!(got, want, "filter {filters:?}");
         let counted = store
             .query(
                 &scope(&tenant),
-                &EventQuery { filters: filters.clone(), limit: 1, count: true, ..EventQuery::default() },
+                &EventQuery {
+                    filters: filters.clone(),
+                    limit: 1,
+                    count: true,
+                    ..EventQuery::default()
+                },
             )
             .await
             .expect("count");
-        assert_eq!(counted.total, Some(want.len() as u64), "count of {filters:?}");
+        assert_eq!(
+            counted.total,
+            Some(want.len() as u64),
+            "count of {filters:?}"
+        );
     }
 }
 
@@ -388,7 +507,13 @@ pub async fn cursor_pages_cover_every_record_once(store: Arc<dyn Store>) {
         for (limit, filters) in [
             (10, Filters::default()),
             (1000, Filters::default()),
-            (7, Filters { user_id: Some("u1".into()), ..Filters::default() }),
+            (
+                7,
+                Filters {
+                    user_id: Some("u1".into()),
+                    ..Filters::default()
+                },
+            ),
         ] {
             let mut seen = Vec::new();
             let mut after = None;
@@ -396,7 +521,13 @@ pub async fn cursor_pages_cover_every_record_once(store: Arc<dyn Store>) {
                 let page = store
                     .query(
                         &scope(&tenant),
-                        &EventQuery { filters: filters.clone(), order, limit, after_seq: after, ..EventQuery::default() },
+                        &EventQuery {
+                            filters: filters.clone(),
+                            order,
+                            limit,
+                            after_seq: after,
+                            ..EventQuery::default()
+                        },
                     )
                     .await
                     .expect("page");
@@ -432,10 +563,25 @@ pub async fn many_small_commits_page_and_filter_correctly(store: Arc<dyn Store>)
     let everything = all(&*store, &scope(&tenant), Filters::default()).await;
     assert_eq!(everything.len(), 450);
     for filters in [
-        Filters { agent_id: Some("a1".into()), ..Filters::default() },
-        Filters { user_id: Some("u3".into()), model: Some("m2".into()), ..Filters::default() },
-        Filters { name_contains: Some("a".into()), status: Some(Status::Ok), ..Filters::default() },
-        Filters { event_type: Some(EventType::ToolCall), from: Some(1_700_000_000_000_000 + 100 * 600_000_000), ..Filters::default() },
+        Filters {
+            agent_id: Some("a1".into()),
+            ..Filters::default()
+        },
+        Filters {
+            user_id: Some("u3".into()),
+            model: Some("m2".into()),
+            ..Filters::default()
+        },
+        Filters {
+            name_contains: Some("a".into()),
+            status: Some(Status::Ok),
+            ..Filters::default()
+        },
+        Filters {
+            event_type: Some(EventType::ToolCall),
+            from: Some(1_700_000_000_000_000 + 100 * 600_000_000),
+            ..Filters::default()
+        },
     ] {
         let want: Vec<u64> = everything
             .iter()
@@ -450,7 +596,13 @@ pub async fn many_small_commits_page_and_filter_correctly(store: Arc<dyn Store>)
                     let page = store
                         .query(
                             &scope(&tenant),
-                            &EventQuery { filters: filters.clone(), order, limit: 17, after_seq: after, ..EventQuery::default() },
+                            &EventQuery {
+                                filters: filters.clone(),
+                                order,
+                                limit: 17,
+                                after_seq: after,
+                                ..EventQuery::default()
+                            },
                         )
                         .await
                         .expect("page");
@@ -463,17 +615,31 @@ pub async fn many_small_commits_page_and_filter_correctly(store: Arc<dyn Store>)
                 let expected: Vec<u64> = match (order, start) {
                     (Order::Asc, Some(s)) => want.iter().copied().filter(|q| *q > s).collect(),
                     (Order::Asc, None) => want.clone(),
-                    (Order::Desc, Some(s)) => want.iter().rev().copied().filter(|q| *q < s).collect(),
+                    (Order::Desc, Some(s)) => {
+                        want.iter().rev().copied().filter(|q| *q < s).collect()
+                    }
                     (Order::Desc, None) => want.iter().rev().copied().collect(),
                 };
                 assert_eq!(seen, expected, "{filters:?} {order:?} from {start:?}");
             }
         }
         let counted = store
-            .query(&scope(&tenant), &EventQuery { filters: filters.clone(), limit: 1, count: true, ..EventQuery::default() })
+            .query(
+                &scope(&tenant),
+                &EventQuery {
+                    filters: filters.clone(),
+                    limit: 1,
+                    count: true,
+                    ..EventQuery::default()
+                },
+            )
             .await
             .expect("count");
-        assert_eq!(counted.total, Some(want.len() as u64), "count of {filters:?}");
+        assert_eq!(
+            counted.total,
+            Some(want.len() as u64),
+            "count of {filters:?}"
+        );
     }
 }
 
@@ -487,7 +653,12 @@ pub async fn offset_and_count(store: Arc<dyn Store>) {
     let page = store
         .query(
             &scope(&tenant),
-            &EventQuery { limit: 10, offset: 45, count: true, ..EventQuery::default() },
+            &EventQuery {
+                limit: 10,
+                offset: 45,
+                count: true,
+                ..EventQuery::default()
+            },
         )
         .await
         .expect("page");
@@ -511,9 +682,18 @@ pub async fn user_bound_scope_sees_only_its_user(store: Arc<dyn Store>) {
     };
     for filters in [
         Filters::default(),
-        Filters { user_id: Some("u3".into()), ..Filters::default() },
-        Filters { user_id: Some("u2".into()), ..Filters::default() },
-        Filters { name_contains: Some("a".into()), ..Filters::default() },
+        Filters {
+            user_id: Some("u3".into()),
+            ..Filters::default()
+        },
+        Filters {
+            user_id: Some("u2".into()),
+            ..Filters::default()
+        },
+        Filters {
+            name_contains: Some("a".into()),
+            ..Filters::default()
+        },
     ] {
         for e in all(&*store, &bound, filters.clone()).await {
             assert_eq!(e["user_id"], json!("u2"), "{filters:?}");
@@ -524,7 +704,13 @@ pub async fn user_bound_scope_sees_only_its_user(store: Arc<dyn Store>) {
         assert_eq!(visible, i % 5 == 2);
     }
     let stats = store
-        .stats(&bound, &StatsQuery { top: 10, ..StatsQuery::default() })
+        .stats(
+            &bound,
+            &StatsQuery {
+                top: 10,
+                ..StatsQuery::default()
+            },
+        )
         .await
         .expect("stats");
     assert_eq!(stats.total, 8);
@@ -546,15 +732,31 @@ pub async fn stats_agree_with_the_data(store: Arc<dyn Store>) {
     let everything = all(&*store, &scope(&tenant), Filters::default()).await;
     for (bucket, filters) in [
         (BucketWidth::Hour, Filters::default()),
-        (BucketWidth::Day, Filters { user_id: Some("u4".into()), ..Filters::default() }),
+        (
+            BucketWidth::Day,
+            Filters {
+                user_id: Some("u4".into()),
+                ..Filters::default()
+            },
+        ),
     ] {
         let stats = store
-            .stats(&scope(&tenant), &StatsQuery { filters: filters.clone(), bucket, top: 3 })
+            .stats(
+                &scope(&tenant),
+                &StatsQuery {
+                    filters: filters.clone(),
+                    bucket,
+                    top: 3,
+                },
+            )
             .await
             .expect("stats");
         let chosen: Vec<&Value> = everything.iter().filter(|e| matches(&filters, e)).collect();
         assert_eq!(stats.total, chosen.len() as u64);
-        let errors = chosen.iter().filter(|e| e["status"] == json!("error")).count() as u64;
+        let errors = chosen
+            .iter()
+            .filter(|e| e["status"] == json!("error"))
+            .count() as u64;
         assert_eq!(stats.errors, errors);
         let width = bucket.micros();
         let mut buckets: HashMap<i64, (u64, u64)> = HashMap::new();
@@ -562,21 +764,35 @@ pub async fn stats_agree_with_the_data(store: Arc<dyn Store>) {
         let mut names: HashMap<String, u64> = HashMap::new();
         let mut durations = Vec::new();
         for e in &chosen {
-            let t = trail_core::time::parse_rfc3339(e["started_at"].as_str().expect("time")).expect("time");
+            let t = trail_core::time::parse_rfc3339(e["started_at"].as_str().expect("time"))
+                .expect("time");
             let b = buckets.entry(t.div_euclid(width) * width).or_default();
             b.0 += 1;
             if e["status"] == json!("error") {
                 b.1 += 1;
             }
-            *types.entry(e["type"].as_str().expect("type").to_owned()).or_default() += 1;
-            *names.entry(e["name"].as_str().expect("name").to_owned()).or_default() += 1;
+            *types
+                .entry(e["type"].as_str().expect("type").to_owned())
+                .or_default() += 1;
+            *names
+                .entry(e["name"].as_str().expect("name").to_owned())
+                .or_default() += 1;
             durations.push(e["duration_ms"].as_u64().expect("duration"));
         }
-        let mut want_buckets: Vec<(i64, u64, u64)> = buckets.into_iter().map(|(s, (c, e))| (s, c, e)).collect();
+        let mut want_buckets: Vec<(i64, u64, u64)> =
+            buckets.into_iter().map(|(s, (c, e))| (s, c, e)).collect();
         want_buckets.sort_unstable();
-        let got_buckets: Vec<(i64, u64, u64)> = stats.buckets.iter().map(|b| (b.start, b.count, b.errors)).collect();
+        let got_buckets: Vec<(i64, u64, u64)> = stats
+            .buckets
+            .iter()
+            .map(|b| (b.start, b.count, b.errors))
+            .collect();
         assert_eq!(got_buckets, want_buckets);
-        let got_types: HashMap<String, u64> = stats.by_type.iter().map(|(t, n)| (t.as_str().to_owned(), *n)).collect();
+        let got_types: HashMap<String, u64> = stats
+            .by_type
+            .iter()
+            .map(|(t, n)| (t.as_str().to_owned(), *n))
+            .collect();
         assert_eq!(got_types, types);
         let mut want_names: Vec<(String, u64)> = names.into_iter().collect();
         want_names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -596,15 +812,28 @@ pub async fn content_policy_decides_what_is_kept(store: Arc<dyn Store>) {
                        "input": {"prompt": "secret plan"}, "output": "ok", "input_summary": "sum"});
     let hashed = event(value.clone(), ContentPolicy::Hash);
     let full = event(value, ContentPolicy::Full);
-    let accepted = store.append(&tenant, vec![hashed, full]).await.expect("append");
-    let one = store.get(&scope(&tenant), accepted[0].id).await.expect("get").expect("present");
-    let content: Value = serde_json::from_slice(one.content.as_deref().expect("content")).expect("json");
+    let accepted = store
+        .append(&tenant, vec![hashed, full])
+        .await
+        .expect("append");
+    let one = store
+        .get(&scope(&tenant), accepted[0].id)
+        .await
+        .expect("get")
+        .expect("present");
+    let content: Value =
+        serde_json::from_slice(one.content.as_deref().expect("content")).expect("json");
     assert_eq!(content, json!({"user_email": "a@b.c"}));
     let envelope: Value = serde_json::from_slice(&one.envelope).expect("json");
     assert!(envelope.get("input").is_none() && envelope["input_hash"].is_string());
     assert!(!String::from_utf8_lossy(&one.envelope).contains("secret plan"));
-    let two = store.get(&scope(&tenant), accepted[1].id).await.expect("get").expect("present");
-    let content: Value = serde_json::from_slice(two.content.as_deref().expect("content")).expect("json");
+    let two = store
+        .get(&scope(&tenant), accepted[1].id)
+        .await
+        .expect("get")
+        .expect("present");
+    let content: Value =
+        serde_json::from_slice(two.content.as_deref().expect("content")).expect("json");
     assert_eq!(content["input"], json!({"prompt": "secret plan"}));
     assert_eq!(content["input_summary"], json!("sum"));
     let digest = trail_core::hashing::content_digest(
@@ -632,8 +861,14 @@ pub async fn keys_round_trip_and_revoke(store: Arc<dyn Store>) {
     };
     store.create_key(&key).await.expect("create");
     assert!(!store.has_no_keys().await.expect("not empty"));
-    assert_eq!(store.key(&key.key_id).await.expect("key"), Some(key.clone()));
-    assert_eq!(store.list_keys(&one).await.expect("list"), vec![key.clone()]);
+    assert_eq!(
+        store.key(&key.key_id).await.expect("key"),
+        Some(key.clone())
+    );
+    assert_eq!(
+        store.list_keys(&one).await.expect("list"),
+        vec![key.clone()]
+    );
     assert!(store.list_keys(&two).await.expect("list").is_empty());
     assert!(matches!(
         store.revoke_key(&two, &key.key_id).await,
@@ -641,7 +876,13 @@ pub async fn keys_round_trip_and_revoke(store: Arc<dyn Store>) {
     ));
     let revoked = store.revoke_key(&one, &key.key_id).await.expect("revoke");
     assert!(revoked.revoked_at.is_some());
-    assert!(store.key(&key.key_id).await.expect("key").expect("kept").revoked_at.is_some());
+    assert!(store
+        .key(&key.key_id)
+        .await
+        .expect("key")
+        .expect("kept")
+        .revoked_at
+        .is_some());
     assert_eq!(store.ensure_tenant("one").await.expect("again"), one);
 }
 
@@ -649,7 +890,10 @@ pub async fn keys_round_trip_and_revoke(store: Arc<dyn Store>) {
 pub async fn settings_round_trip(store: Arc<dyn Store>) {
     let one = store.ensure_tenant("one").await.expect("tenant");
     let two = store.ensure_tenant("two").await.expect("tenant");
-    assert_eq!(store.settings(&one).await.expect("get"), TenantSettings::default());
+    assert_eq!(
+        store.settings(&one).await.expect("get"),
+        TenantSettings::default()
+    );
     let settings = TenantSettings {
         retention_days: Some(30),
         content_policy: ContentPolicy::Full,
@@ -658,7 +902,10 @@ pub async fn settings_round_trip(store: Arc<dyn Store>) {
     };
     store.put_settings(&one, &settings).await.expect("put");
     assert_eq!(store.settings(&one).await.expect("get"), settings);
-    assert_eq!(store.settings(&two).await.expect("get"), TenantSettings::default());
+    assert_eq!(
+        store.settings(&two).await.expect("get"),
+        TenantSettings::default()
+    );
     let names: BTreeSet<String> = [one.name, two.name].into_iter().collect();
     assert_eq!(names.len(), 2);
 }

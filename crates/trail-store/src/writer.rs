@@ -141,7 +141,11 @@ impl Writer {
             .sender
             .lock()
             .ok()
-            .and_then(|guard| guard.as_ref().map(|s| (self.queue_jobs - s.capacity()) as u64))
+            .and_then(|guard| {
+                guard
+                    .as_ref()
+                    .map(|s| (self.queue_jobs - s.capacity()) as u64)
+            })
             .unwrap_or(0);
         WriterMetrics {
             commits: self.counters.commits.load(Ordering::Relaxed),
@@ -188,14 +192,18 @@ fn run(
         let outcome = committer.commit(&jobs);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         counters.commit_micros.fetch_add(micros, Ordering::Relaxed);
-        counters.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        counters
+            .jobs
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         match outcome {
             Ok(results) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 let mut results = results.into_iter();
                 for job in jobs {
                     let result = results.next().unwrap_or_else(|| {
-                        Err(StoreError::Backend("committer returned too few results".into()))
+                        Err(StoreError::Backend(
+                            "committer returned too few results".into(),
+                        ))
                     });
                     if let Ok(accepted) = &result {
                         counters

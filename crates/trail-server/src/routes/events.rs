@@ -50,17 +50,14 @@ pub async fn ingest(
     let bytes = to_bytes(body, MAX_REQUEST_BYTES)
         .await
         .map_err(|_| request_too_large())?;
-    let settings = state
-        .settings
-        .get(&*state.store, &caller.tenant)
-        .await?;
+    let settings = state.settings.get(&*state.store, &caller.tenant).await?;
     let prepared = tokio::task::spawn_blocking(move || prepare_body(&bytes, ndjson, &settings))
         .await
         .map_err(ApiError::internal)?;
     let prepared = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
-            state.metrics.record_rejected(1);
+            state.metrics.record_rejected();
             return Err(error);
         }
     };
@@ -114,13 +111,20 @@ fn body_is_ndjson(headers: &HeaderMap) -> bool {
         .to_ascii_lowercase();
     matches!(
         media.as_str(),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines"
+        "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
     )
 }
 
 /// Split, validate, redact, apply the content policy and encode: everything
 /// up to the point where only the writer can go on (seq, seal, commit).
-fn prepare_body(bytes: &[u8], ndjson: bool, settings: &TenantSettings) -> Result<Prepared, ApiError> {
+fn prepare_body(
+    bytes: &[u8],
+    ndjson: bool,
+    settings: &TenantSettings,
+) -> Result<Prepared, ApiError> {
     let values = split_body(bytes, ndjson).map_err(batch_error)?;
     let events = parse_events(values).map_err(|errors| {
         let detail = if errors.len() == 1 {
@@ -139,7 +143,9 @@ fn prepare_body(bytes: &[u8], ndjson: bool, settings: &TenantSettings) -> Result
     for (mut event, salt) in events.into_iter().zip(salts.chunks_exact(32)) {
         if let Some(types) = &settings.record_types {
             if !types.contains(&event.event_type) {
-                prepared.skipped.push(Some(event.id.unwrap_or_else(Uuid::now_v7)));
+                prepared
+                    .skipped
+                    .push(Some(event.id.unwrap_or_else(Uuid::now_v7)));
                 continue;
             }
         }

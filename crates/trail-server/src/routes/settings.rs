@@ -67,13 +67,15 @@ pub async fn update(
                     _ => Some("must be null (keep forever) or an integer from 1 to 36500"),
                 },
             },
-            "content_policy" => match value.as_str().and_then(|s| s.parse::<ContentPolicy>().ok()) {
-                Some(policy) => {
-                    settings.content_policy = policy;
-                    None
+            "content_policy" => {
+                match value.as_str().and_then(|s| s.parse::<ContentPolicy>().ok()) {
+                    Some(policy) => {
+                        settings.content_policy = policy;
+                        None
+                    }
+                    None => Some("must be one of: hash, summary, full"),
                 }
-                None => Some("must be one of: hash, summary, full"),
-            },
+            }
             "record_types" => match value {
                 Value::Null => {
                     settings.record_types = None;
@@ -111,7 +113,10 @@ pub async fn update(
         }
     }
     if !errors.is_empty() {
-        return Err(ApiError::invalid("invalid settings; nothing changed", errors));
+        return Err(ApiError::invalid(
+            "invalid settings; nothing changed",
+            errors,
+        ));
     }
     state.store.put_settings(&caller.tenant, &settings).await?;
     state.settings.forget(&caller.tenant);
