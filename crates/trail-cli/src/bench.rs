@@ -66,7 +66,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
 
 async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     if args.events == 0 || args.concurrency == 0 || args.batch == 0 {
-        return Err(UsageError("--events, --concurrency and --batch must be positive".into()).into());
+        return Err(
+            UsageError("--events, --concurrency and --batch must be positive".into()).into(),
+        );
     }
     if args.batch > 10_000 {
         return Err(UsageError("--batch is at most 10000 (the server's limit)".into()).into());
@@ -179,12 +181,25 @@ struct Generator {
 }
 
 const TOOLS: &[&str] = &[
-    "web.search", "fs.read", "fs.write", "sql.query", "bank.create_transfer", "crm.lookup",
-    "email.send", "calendar.create", "code.run", "pdf.extract", "http.get", "vector.search",
+    "web.search",
+    "fs.read",
+    "fs.write",
+    "sql.query",
+    "bank.create_transfer",
+    "crm.lookup",
+    "email.send",
+    "calendar.create",
+    "code.run",
+    "pdf.extract",
+    "http.get",
+    "vector.search",
 ];
 const MODELS: &[(&str, &str)] = &[
-    ("openai", "gpt-4.1"), ("openai", "gpt-4.1-mini"), ("anthropic", "claude-sonnet-4"),
-    ("google", "gemini-2.5-pro"), ("mistral", "mistral-large"),
+    ("openai", "gpt-4.1"),
+    ("openai", "gpt-4.1-mini"),
+    ("anthropic", "claude-sonnet-4"),
+    ("google", "gemini-2.5-pro"),
+    ("mistral", "mistral-large"),
 ];
 
 impl Generator {
@@ -257,10 +272,18 @@ impl Generator {
                     "document_ids": [format!("doc-{}", self.below(50_000))],
                 })
             }
-            90..=93 => json!({"type": "escalation", "name": "human.approval", "confirmed": self.below(2) == 0}),
-            94..=96 => json!({"type": "connector_fetch", "name": "sharepoint.fetch", "http_status": 200, "output_bytes": self.below(1_000_000)}),
-            97 => json!({"type": "document_upload", "name": "documents.upload", "document_ids": [format!("doc-{}", self.below(50_000))]}),
-            98 => json!({"type": "document_download", "name": "documents.download", "document_ids": [format!("doc-{}", self.below(50_000))]}),
+            90..=93 => {
+                json!({"type": "escalation", "name": "human.approval", "confirmed": self.below(2) == 0})
+            }
+            94..=96 => {
+                json!({"type": "connector_fetch", "name": "sharepoint.fetch", "http_status": 200, "output_bytes": self.below(1_000_000)})
+            }
+            97 => {
+                json!({"type": "document_upload", "name": "documents.upload", "document_ids": [format!("doc-{}", self.below(50_000))]})
+            }
+            98 => {
+                json!({"type": "document_download", "name": "documents.download", "document_ids": [format!("doc-{}", self.below(50_000))]})
+            }
             _ => json!({"type": "api_request", "name": "bank.create", "http_status": 201}),
         };
         if let (Some(event), Some(common)) = (event.as_object_mut(), common.as_object()) {

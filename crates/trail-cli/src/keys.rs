@@ -106,7 +106,12 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let value = if let Some(client) = remote(&args.target)? {
         let body = json!({"role": role.as_str(), "user_id": args.user, "label": args.label});
         client
-            .call(Method::POST, "/v1/keys", &[], Some(serde_json::to_vec(&body)?))
+            .call(
+                Method::POST,
+                "/v1/keys",
+                &[],
+                Some(serde_json::to_vec(&body)?),
+            )
             .await?
     } else {
         let store = args.target.store.open()?;
@@ -145,13 +150,23 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         keys.iter().map(key_json).collect()
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "keys": keys }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "keys": keys }))?
+        );
         return Ok(());
     }
-    println!("{:<18} {:<7} {:<16} {:<28} {:<8} LABEL", "KEY ID", "ROLE", "USER", "CREATED", "STATE");
+    println!(
+        "{:<18} {:<7} {:<16} {:<28} {:<8} LABEL",
+        "KEY ID", "ROLE", "USER", "CREATED", "STATE"
+    );
     for key in keys {
         let text = |name: &str| key[name].as_str().unwrap_or("-").to_owned();
-        let state = if key["revoked_at"].is_null() { "active" } else { "revoked" };
+        let state = if key["revoked_at"].is_null() {
+            "active"
+        } else {
+            "revoked"
+        };
         println!(
             "{:<18} {:<7} {:<16} {:<28} {:<8} {}",
             text("key_id"),
@@ -168,7 +183,12 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
 async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
     if let Some(client) = remote(&args.target)? {
         client
-            .call(Method::DELETE, &format!("/v1/keys/{}", args.key_id), &[], None)
+            .call(
+                Method::DELETE,
+                &format!("/v1/keys/{}", args.key_id),
+                &[],
+                None,
+            )
             .await?;
     } else {
         let store = args.target.store.open()?;

@@ -120,7 +120,13 @@ fn print_table(answer: &Value) {
             .map_or("-".to_owned(), |ms| ms.to_string());
         println!(
             "{:>8}  {:<27} {:<17} {:<32} {:<6} {:<16} {:>9}",
-            event["seq"], time, text("type"), name, text("status"), text("user_id"), duration
+            event["seq"],
+            time,
+            text("type"),
+            name,
+            text("status"),
+            text("user_id"),
+            duration
         );
     }
     if let Some(cursor) = answer["next_cursor"].as_str() {

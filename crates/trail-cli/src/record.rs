@@ -77,7 +77,10 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             let mut text = String::new();
             std::io::stdin().read_to_string(&mut text)?;
             if text.trim().is_empty() {
-                return Err(UsageError("give --type and --name, or an event as JSON on stdin".into()).into());
+                return Err(UsageError(
+                    "give --type and --name, or an event as JSON on stdin".into(),
+                )
+                .into());
             }
             text.into_bytes()
         }
@@ -112,7 +115,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         }
     };
     let client = Client::new(&args.server.url, &args.server.key)?;
-    let answer = client.call(Method::POST, "/v1/events", &[], Some(body)).await?;
+    let answer = client
+        .call(Method::POST, "/v1/events", &[], Some(body))
+        .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
@@ -122,7 +127,11 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
                 accepted["id"].as_str().unwrap_or(""),
                 accepted["seq"],
                 accepted["leaf_hash"].as_str().unwrap_or(""),
-                if accepted["duplicate"] == Value::Bool(true) { " (duplicate)" } else { "" }
+                if accepted["duplicate"] == Value::Bool(true) {
+                    " (duplicate)"
+                } else {
+                    ""
+                }
             );
         }
     }

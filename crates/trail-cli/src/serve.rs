@@ -35,10 +35,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = args.store.open()?;
     if store.has_no_keys().await? {
         let tenant = store.ensure_tenant(DEFAULT_TENANT).await?;
-        let key = auth::new_key(&tenant, Role::Admin, None, Some("first admin key".into()), now_micros())
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let key = auth::new_key(
+            &tenant,
+            Role::Admin,
+            None,
+            Some("first admin key".into()),
+            now_micros(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         store.create_key(&key.record).await?;
-        println!("admin key for tenant {DEFAULT_TENANT} (shown once, keep it): {}", key.text);
+        println!(
+            "admin key for tenant {DEFAULT_TENANT} (shown once, keep it): {}",
+            key.text
+        );
     }
     let listener = TcpListener::bind(args.listen)
         .await

@@ -34,8 +34,10 @@ pub fn ensure_tenant(conn: &Connection, name: &str) -> Result<Tenant, StoreError
 
 /// Whether no key exists at all.
 pub fn has_no_keys(conn: &Connection) -> Result<bool, StoreError> {
-    conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM api_keys)", [], |row| row.get(0))
-        .map_err(StoreError::backend)
+    conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM api_keys)", [], |row| {
+        row.get(0)
+    })
+    .map_err(StoreError::backend)
 }
 
 /// Inserts a key.

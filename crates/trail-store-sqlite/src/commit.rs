@@ -262,14 +262,12 @@ impl Committer for SqliteCommitter {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(StoreError::backend)?;
-        let outcome = self
-            .commit_all(jobs)
-            .and_then(|results| {
-                self.conn
-                    .execute_batch("COMMIT")
-                    .map_err(StoreError::backend)?;
-                Ok(results)
-            });
+        let outcome = self.commit_all(jobs).and_then(|results| {
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(StoreError::backend)?;
+            Ok(results)
+        });
         if outcome.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.dim_cache.clear();

@@ -215,7 +215,8 @@ impl Store for SqliteStore {
 
     async fn query(&self, scope: &ReadScope, query: &EventQuery) -> Result<Page, StoreError> {
         let (scope, query) = (scope.clone(), query.clone());
-        self.read(move |conn| read::query(conn, &scope, &query)).await
+        self.read(move |conn| read::query(conn, &scope, &query))
+            .await
     }
 
     async fn get(&self, scope: &ReadScope, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {
@@ -225,7 +226,8 @@ impl Store for SqliteStore {
 
     async fn stats(&self, scope: &ReadScope, query: &StatsQuery) -> Result<Stats, StoreError> {
         let (scope, query) = (scope.clone(), query.clone());
-        self.read(move |conn| read::stats(conn, &scope, &query)).await
+        self.read(move |conn| read::stats(conn, &scope, &query))
+            .await
     }
 
     async fn log_size(&self, tenant: &Tenant) -> Result<u64, StoreError> {
@@ -235,7 +237,8 @@ impl Store for SqliteStore {
 
     async fn ensure_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
         let name = name.to_owned();
-        self.read(move |conn| admin::ensure_tenant(conn, &name)).await
+        self.read(move |conn| admin::ensure_tenant(conn, &name))
+            .await
     }
 
     async fn tenant(&self, name: &str) -> Result<Option<Tenant>, StoreError> {

@@ -56,7 +56,9 @@ pub fn decode(first_seq: i64, bytes: &[u8]) -> Result<Vec<i64>, StoreError> {
         }
     }
     if shift != 0 {
-        return Err(StoreError::Corrupt("posting block ends inside a varint".into()));
+        return Err(StoreError::Corrupt(
+            "posting block ends inside a varint".into(),
+        ));
     }
     Ok(seqs)
 }
@@ -78,9 +80,11 @@ pub fn insert(conn: &Connection, tenant: i64, dim: i64, seqs: &[i64]) -> Result<
 
 /// How many seqs a dim holds.
 pub fn count(conn: &Connection, tenant: i64, dim: i64) -> Result<i64, StoreError> {
-    conn.prepare_cached("SELECT coalesce(sum(n), 0) FROM postings WHERE tenant_id = ?1 AND dim = ?2")
-        .and_then(|mut stmt| stmt.query_row(params![tenant, dim], |row| row.get(0)))
-        .map_err(StoreError::backend)
+    conn.prepare_cached(
+        "SELECT coalesce(sum(n), 0) FROM postings WHERE tenant_id = ?1 AND dim = ?2",
+    )
+    .and_then(|mut stmt| stmt.query_row(params![tenant, dim], |row| row.get(0)))
+    .map_err(StoreError::backend)
 }
 
 /// Blocks fetched per round trip while iterating.
@@ -218,11 +222,13 @@ impl PostingList {
             let (descending, start) = (self.descending, self.start);
             let cursor = &mut self.cursors[index];
             cursor.after_first = (blocks == CHUNK).then_some(last_first);
-            cursor.pending.extend(loaded.into_iter().filter(|&seq| match start {
-                None => true,
-                Some(start) if descending => seq < start,
-                Some(start) => seq > start,
-            }));
+            cursor
+                .pending
+                .extend(loaded.into_iter().filter(|&seq| match start {
+                    None => true,
+                    Some(start) if descending => seq < start,
+                    Some(start) => seq > start,
+                }));
         }
     }
 
@@ -273,7 +279,11 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for seqs in [vec![5], vec![0, 1, 2, 3], vec![7, 200, 100_000, 100_001, 1 << 40]] {
+        for seqs in [
+            vec![5],
+            vec![0, 1, 2, 3],
+            vec![7, 200, 100_000, 100_001, 1 << 40],
+        ] {
             assert_eq!(decode(seqs[0], &encode(&seqs)).expect("decode"), seqs);
         }
         assert!(decode(0, &[0x80]).is_err());

@@ -20,8 +20,8 @@ use trail_store::{
 use uuid::Uuid;
 
 use crate::dims::DimKind;
-use crate::schema::{rid, rid_range};
 use crate::postings::{self, PostingList};
+use crate::schema::{rid, rid_range};
 
 /// The resolved plan of a filter set.
 struct Plan {
@@ -54,7 +54,11 @@ fn lookup_dim(
 
 /// Resolves the filters to dims; `None` when some value was never recorded,
 /// so nothing can match.
-fn plan(conn: &Connection, scope: &ReadScope, filters: &Filters) -> Result<Option<Plan>, StoreError> {
+fn plan(
+    conn: &Connection,
+    scope: &ReadScope,
+    filters: &Filters,
+) -> Result<Option<Plan>, StoreError> {
     let tenant = scope.tenant.id;
     let mut wanted: Vec<(DimKind, String)> = Vec::new();
     if let Some(user) = &scope.bound_user {
@@ -309,7 +313,10 @@ fn page_from_records(
         sql.push_str(&format!(" AND r.rid {comparison} ?{}", params.len()));
     }
     params.push(SqlValue::Integer(i64::from(query.limit)));
-    sql.push_str(&format!(" ORDER BY r.rid {direction} LIMIT ?{}", params.len()));
+    sql.push_str(&format!(
+        " ORDER BY r.rid {direction} LIMIT ?{}",
+        params.len()
+    ));
     params.push(SqlValue::Integer(query.offset.min(i64::MAX as u64) as i64));
     sql.push_str(&format!(" OFFSET ?{}", params.len()));
     let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
@@ -353,11 +360,17 @@ fn record_at(conn: &Connection, tenant: i64, seq: i64) -> Result<StoredRecord, S
     );
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.query_row([rid(tenant, seq)], record_from_row))
-        .map_err(|error| StoreError::Corrupt(format!("seq {seq} is indexed but unreadable: {error}")))
+        .map_err(|error| {
+            StoreError::Corrupt(format!("seq {seq} is indexed but unreadable: {error}"))
+        })
 }
 
 /// One record by id, if the scope may see it.
-pub fn get(conn: &Connection, scope: &ReadScope, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {
+pub fn get(
+    conn: &Connection,
+    scope: &ReadScope,
+    id: Uuid,
+) -> Result<Option<StoredRecord>, StoreError> {
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN content c ON c.rid = r.rid \
          WHERE r.tenant_id = ?1 AND r.id = ?2"
@@ -365,8 +378,11 @@ pub fn get(conn: &Connection, scope: &ReadScope, id: Uuid) -> Result<Option<Stor
     let record = conn
         .prepare_cached(&sql)
         .and_then(|mut stmt| {
-            stmt.query_row(params![scope.tenant.id, id.as_bytes().as_slice()], record_from_row)
-                .optional()
+            stmt.query_row(
+                params![scope.tenant.id, id.as_bytes().as_slice()],
+                record_from_row,
+            )
+            .optional()
         })
         .map_err(StoreError::backend)?;
     let Some(record) = record else {
@@ -402,11 +418,21 @@ const STATS_COLUMNS: &str = "r.ts, r.type, r.status, r.name_dim, r.duration_ms";
 type StatsRow = (i64, u8, u8, i64, Option<i64>);
 
 fn stats_row(row: &Row<'_>) -> rusqlite::Result<StatsRow> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
 /// Aggregates over every matching record.
-pub fn stats(conn: &Connection, scope: &ReadScope, query: &StatsQuery) -> Result<Stats, StoreError> {
+pub fn stats(
+    conn: &Connection,
+    scope: &ReadScope,
+    query: &StatsQuery,
+) -> Result<Stats, StoreError> {
     let Some(plan) = plan(conn, scope, &query.filters)? else {
         return Ok(Stats::default());
     };

@@ -2,11 +2,14 @@
 //! threads posting batches and recording every acknowledged id and seq),
 //! twice, and a SIGTERM under the same load (exit code 0): after each
 //! restart on the same data dir every acknowledged event is there with its
-//! seq, seqs are gap-free 0..n-1, and the log goes on from n. And the
+//! seq, seqs are gap-free 0..n-1, and the log goes on from n. A request
+//! whose body is still arriving when SIGTERM comes is finished. And the
 //! records table is append-only even to someone with the `sqlite3` shell:
 //! UPDATE and DELETE fail mentioning append-only, and nothing changes.
 
 use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +20,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::harness::{event, wait_until, Client, Server};
+use crate::harness::{event, read_response, wait_until, Client, Server};
 
 /// Threads posting batches until stopped or until the server goes away.
 struct Load {
@@ -218,6 +221,58 @@ fn sigterm_while_ingesting_exits_0_and_keeps_every_acknowledged_event() {
     restart_and_check(dir.path(), &admin_key, &acked);
 }
 
+#[test]
+fn sigterm_finishes_a_request_whose_body_is_still_arriving() {
+    let dir = TempDir::new().unwrap();
+    let mut server = Server::start_in(dir.path());
+    let admin_key = server.admin_key();
+    server.admin().ingest(&event("tool_call", "before"));
+    let events: Vec<Value> = (0..3000)
+        .map(|i| {
+            let mut e = event("api_request", &format!("inflight.{}", i % 7));
+            e["input"] = json!({"i": i, "pad": "p".repeat(200)});
+            e
+        })
+        .collect();
+    let body = serde_json::to_vec(&events).unwrap();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {admin_key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let half = body.len() / 2;
+    stream.write_all(&body[..half]).unwrap();
+    stream.flush().unwrap();
+    // The server has accepted the connection and is reading the body.
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal_term();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&body[half..]).unwrap();
+    let response = read_response(&mut stream).expect("an answer to the in-flight request");
+    let answer = response.expect(200);
+    let accepted = answer["accepted"].as_array().unwrap();
+    assert_eq!(accepted.len(), events.len());
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status:?}");
+    let acked: Vec<(String, u64)> = accepted
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap().to_owned(),
+                a["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let (_server, n) = restart_and_check(dir.path(), &admin_key, &acked);
+    assert_eq!(n, events.len() as u64 + 1);
+}
+
 fn sqlite(db: &Path, sql: &str) -> (i32, String, String) {
     let output = Command::new("sqlite3")
         .arg("-cmd")
@@ -264,6 +319,12 @@ fn the_records_table_is_append_only_from_the_sqlite_shell() {
         assert_ne!(code, 0, "{sql}: succeeded");
         assert!(stderr.contains("append-only"), "{sql}: stderr {stderr:?}");
     }
+    let (code, mode, stderr) = sqlite(&db, "PRAGMA journal_mode");
+    assert_eq!(
+        (code, mode.as_str()),
+        (0, "wal"),
+        "the database is in WAL mode: {stderr}"
+    );
     let (code, count, stderr) = sqlite(&db, "SELECT count(*), min(seq), max(seq) FROM records");
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(count, "20|0|19");

@@ -5,8 +5,6 @@
 //! the small helpers the test files share (ids, times, event builders,
 //! problem+json checks, file greps).
 
-#![allow(dead_code)]
-
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -225,11 +223,6 @@ impl Server {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("server already stopped").id()
-    }
-
     /// Creates a key with `trail keys create --data-dir` (while serving).
     pub fn create_key(&self, tenant: &str, role: &str, user: Option<&str>) -> String {
         create_key(&self.data_dir, tenant, role, user)
@@ -243,15 +236,20 @@ impl Server {
         }
     }
 
-    /// SIGTERM, then waits (at most a minute) for the exit status.
-    pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("server already stopped");
+    /// Sends SIGTERM without waiting.
+    pub fn signal_term(&self) {
+        let child = self.child.as_ref().expect("server already stopped");
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(child.id().to_string())
             .status()
             .expect("run kill -TERM");
         assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits (at most a minute) for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server already stopped");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = child.try_wait().expect("try_wait") {
@@ -260,13 +258,16 @@ impl Server {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "server did not exit within 60 s of SIGTERM; log:\n{}",
-                    self.log()
-                );
+                panic!("server did not exit within 60 s; log:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGTERM, then waits (at most a minute) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal_term();
+        self.wait_exit()
     }
 }
 
@@ -404,6 +405,18 @@ pub fn exchange(addr: SocketAddr, data: Vec<u8>) -> std::io::Result<Response> {
                 ),
             )),
         },
+    }
+}
+
+/// Reads one answer from a connection the caller wrote a request on.
+pub fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
+    let mut raw = Vec::new();
+    let read = read_until_complete(stream, &mut raw);
+    match parse_response(&raw, read.is_ok()) {
+        Some(response) => Ok(response),
+        None => Err(read.err().unwrap_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "incomplete HTTP answer")
+        })),
     }
 }
 

@@ -89,11 +89,11 @@ pub fn dataset() -> Vec<Spec> {
 fn spec(i: usize) -> Spec {
     let event_type = TYPES[i % 7];
     let name = name_of(i);
-    let error = i % 9 == 0;
-    let user_id = (i % 13 != 0).then(|| format!("user-{}", i % 5));
+    let error = i.is_multiple_of(9);
+    let user_id = (!i.is_multiple_of(13)).then(|| format!("user-{}", i % 5));
     let session_id = format!("sess-{}", i % 17);
     let project_id = format!("proj-{}", i % 3);
-    let task_id = (i % 4 == 0).then(|| format!("task-{}", i % 11));
+    let task_id = i.is_multiple_of(4).then(|| format!("task-{}", i % 11));
     let agent_id = format!("agent-{}", i % 6);
     let sent_transport = (i % 7 != 3).then(|| TRANSPORTS[i % 6]);
     let (model, provider) = if event_type == "llm_call" {
@@ -147,7 +147,7 @@ fn spec(i: usize) -> Spec {
     if error {
         o.insert("status".into(), json!("error"));
         o.insert("error".into(), json!(format!("boom {i}")));
-    } else if i % 2 == 0 {
+    } else if i.is_multiple_of(2) {
         o.insert("status".into(), json!("ok"));
     }
     if let Some(user) = &user_id {
@@ -176,10 +176,10 @@ fn spec(i: usize) -> Spec {
     if let Some(duration) = duration_ms {
         o.insert("duration_ms".into(), json!(duration));
     }
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         o.insert("metadata".into(), json!({"i": i, "even": true}));
     }
-    if i % 11 == 0 {
+    if i.is_multiple_of(11) {
         o.insert(
             "trace_id".into(),
             json!(format!("{:032x}", 0xabc0_0000_u128 + i as u128)),
@@ -945,5 +945,70 @@ fn ndjson_array_and_single_object_bodies_are_accepted_in_order() {
     assert_eq!(
         names,
         vec!["nd.0", "nd.1", "nd.2", "nd.3", "nd.4", "single", "a", "b", "no.id"]
+    );
+}
+
+#[test]
+fn time_filters_use_started_at_else_received_at() {
+    let server = Server::start();
+    let admin = server.admin();
+    let mut old = event("tool_call", "old.started");
+    old["started_at"] = json!("2020-06-01T12:00:00Z");
+    admin.ingest(&old);
+    for i in 0..6 {
+        admin.ingest(&event("tool_call", &format!("live.{i}")));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let records = admin.list_all(&[], 100, true);
+    assert_eq!(records.len(), 7);
+    let received: Vec<i64> = records[1..]
+        .iter()
+        .map(|r| parse_rfc3339(r["received_at"].as_str().expect("received_at")))
+        .collect();
+    assert!(
+        received.windows(2).all(|w| w[0] < w[1]),
+        "received_at increases: {received:?}"
+    );
+    let names = |filters: &[(&str, &str)]| -> Vec<String> {
+        admin
+            .list_all(filters, 100, true)
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let pivot = rfc3339_us(received[3]);
+    assert_eq!(
+        names(&[("from", &pivot)]),
+        vec!["live.3", "live.4", "live.5"]
+    );
+    assert_eq!(
+        names(&[("to", &pivot)]),
+        vec!["old.started", "live.0", "live.1", "live.2"]
+    );
+    assert_eq!(
+        names(&[
+            ("from", "2020-01-01T00:00:00Z"),
+            ("to", "2021-01-01T00:00:00Z")
+        ]),
+        vec!["old.started"]
+    );
+    assert_eq!(
+        names(&[("from", "2021-01-01T00:00:00Z"), ("to", &pivot)]).len(),
+        3
+    );
+    let stats = admin
+        .get_q(
+            "/v1/stats",
+            &[
+                ("from", "2020-06-01T00:00:00Z"),
+                ("to", "2020-06-02T00:00:00Z"),
+                ("bucket", "day"),
+            ],
+        )
+        .expect(200);
+    assert_eq!(stats["total"], json!(1));
+    assert_eq!(
+        stats["buckets"][0]["start"].as_str().map(parse_rfc3339),
+        Some(parse_rfc3339("2020-06-01T00:00:00Z"))
     );
 }

@@ -13,7 +13,7 @@ use axum::Json;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 use trail_core::batch::{split_body, BatchError};
-use trail_core::event::{parse_events, Transport};
+use trail_core::event::{parse_event, parse_events, Transport};
 use trail_core::limits::MAX_REQUEST_BYTES;
 use trail_core::record::{flat_view, prepare, PreparedEvent};
 use trail_store::{StoredRecord, TenantSettings};
@@ -126,7 +126,19 @@ fn prepare_body(
     settings: &TenantSettings,
 ) -> Result<Prepared, ApiError> {
     let values = split_body(bytes, ndjson).map_err(batch_error)?;
-    let events = parse_events(values).map_err(|errors| {
+    // A body that is one object names its fields plainly ("foo"); arrays
+    // and NDJSON name them by position ("[3].foo").
+    let single_object =
+        !ndjson && bytes.trim_ascii_start().first() == Some(&b'{') && values.len() == 1;
+    let parsed = if single_object {
+        values
+            .into_iter()
+            .map(parse_event)
+            .collect::<Result<Vec<_>, _>>()
+    } else {
+        parse_events(values)
+    };
+    let events = parsed.map_err(|errors| {
         let detail = if errors.len() == 1 {
             format!("{}: {}", errors[0].field, errors[0].message)
         } else {
