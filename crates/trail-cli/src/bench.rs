@@ -29,6 +29,28 @@ use crate::UsageError;
 pub enum BenchCommand {
     /// Batched durable ingest over HTTP.
     Ingest(IngestArgs),
+    /// Filtered page queries and stats against what `bench ingest` wrote.
+    Query(QueryArgs),
+}
+
+/// Flags of `trail bench query`.
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// Server URL.
+    #[arg(long, env = "TRAIL_URL", default_value = "http://127.0.0.1:8750")]
+    url: String,
+    /// A read (or admin) key.
+    #[arg(long, env = "TRAIL_KEY", hide_env_values = true)]
+    key: String,
+    /// Page queries to time.
+    #[arg(long, default_value_t = 500)]
+    queries: u32,
+    /// Stats queries to time (30 days, day buckets, and one filtered).
+    #[arg(long, default_value_t = 20)]
+    stats: u32,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Flags of `trail bench ingest`.
@@ -61,7 +83,106 @@ pub struct IngestArgs {
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
+        BenchCommand::Query(args) => query(args).await,
     }
+}
+
+/// Times one GET; fails on a non-2xx answer.
+async fn timed_get(
+    client: &Client,
+    path: &str,
+    query: &[(String, String)],
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    client.call(reqwest::Method::GET, path, query, None).await?;
+    Ok(started.elapsed())
+}
+
+fn percentile_ms(sorted: &[Duration], p: usize) -> f64 {
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted
+        .get(rank - 1)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// Filtered first pages (limit 100) with the filters users reach for, one
+/// at a time, then 30-day stats; reports p50/p95 of each.
+async fn query(args: QueryArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.url, &args.key)?;
+    let mut generator = Generator::new(0x5eed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    let hour_ago = trail_core::time::format_rfc3339(now - 3_600_000_000);
+    let mut pages = Vec::with_capacity(args.queries as usize);
+    for i in 0..args.queries {
+        let pair = |k: &str, v: String| (k.to_owned(), v);
+        let mut query = match i % 8 {
+            0 => vec![pair("user_id", format!("user-{}", generator.below(1000)))],
+            1 => vec![pair(
+                "session_id",
+                format!("session-{}", generator.below(10_000)),
+            )],
+            2 => vec![
+                pair("type", "tool_call".into()),
+                pair("status", "error".into()),
+            ],
+            3 => vec![pair("name_contains", "SEARCH".into())],
+            4 => vec![
+                pair("project_id", format!("project-{}", generator.below(20))),
+                pair("type", "llm_call".into()),
+                pair("model", "gpt-4.1".into()),
+            ],
+            5 => vec![pair(
+                "document_id",
+                format!("doc-{}", generator.below(50_000)),
+            )],
+            6 => vec![pair("from", hour_ago.clone())],
+            _ => vec![
+                pair("user_id", format!("user-{}", generator.below(1000))),
+                pair("from", hour_ago.clone()),
+            ],
+        };
+        query.push(("limit".into(), "100".into()));
+        pages.push(timed_get(&client, "/v1/events", &query).await?);
+    }
+    let month_ago = trail_core::time::format_rfc3339(now - 30 * 86_400_000_000);
+    let mut stats = Vec::with_capacity(args.stats as usize);
+    for i in 0..args.stats {
+        let mut query = vec![
+            ("from".to_owned(), month_ago.clone()),
+            ("bucket".to_owned(), "day".to_owned()),
+        ];
+        if i % 2 == 1 {
+            query.push(("type".into(), "tool_call".into()));
+        }
+        stats.push(timed_get(&client, "/v1/stats", &query).await?);
+    }
+    pages.sort_unstable();
+    stats.sort_unstable();
+    let report = json!({
+        "queries": pages.len(),
+        "page_p50_ms": percentile_ms(&pages, 50),
+        "page_p95_ms": percentile_ms(&pages, 95),
+        "stats": stats.len(),
+        "stats_p50_ms": percentile_ms(&stats, 50),
+        "stats_p95_ms": percentile_ms(&stats, 95),
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "{} filtered pages: p50 {:.1} ms, p95 {:.1} ms; {} 30-day stats: p50 {:.1} ms, p95 {:.1} ms",
+            pages.len(),
+            report["page_p50_ms"].as_f64().unwrap_or(0.0),
+            report["page_p95_ms"].as_f64().unwrap_or(0.0),
+            stats.len(),
+            report["stats_p50_ms"].as_f64().unwrap_or(0.0),
+            report["stats_p95_ms"].as_f64().unwrap_or(0.0),
+        );
+    }
+    Ok(())
 }
 
 async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
@@ -139,12 +260,6 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     let mut latencies = std::mem::take(&mut *latencies.lock().await);
     latencies.sort_unstable();
-    let percentile = |p: usize| -> f64 {
-        let rank = (p * latencies.len()).div_ceil(100).max(1);
-        latencies
-            .get(rank - 1)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
     let report = json!({
         "events": args.events,
         "requests": latencies.len(),
@@ -153,8 +268,8 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         "rate": args.rate,
         "seconds": elapsed.as_secs_f64(),
         "events_per_s": args.events as f64 / elapsed.as_secs_f64(),
-        "p50_ms": percentile(50),
-        "p99_ms": percentile(99),
+        "p50_ms": percentile_ms(&latencies, 50),
+        "p99_ms": percentile_ms(&latencies, 99),
     });
     if args.json {
         println!("{report}");

@@ -37,9 +37,11 @@ pub struct SqliteOptions {
     pub writer_cache_kib: u32,
     /// Page cache of each read connection, in KiB.
     pub reader_cache_kib: u32,
-    /// How often the background thread checkpoints the WAL into the
-    /// database file (the writer itself never does).
+    /// How often the background thread copies WAL frames into the
+    /// database file.
     pub checkpoint_interval: std::time::Duration,
+    /// WAL size (pages) at which the writer completes a checkpoint itself.
+    pub wal_autocheckpoint_pages: u32,
     /// The writer's queue and batch sizes.
     pub writer: WriterConfig,
 }
@@ -49,7 +51,8 @@ impl Default for SqliteOptions {
         SqliteOptions {
             writer_cache_kib: 64 * 1024,
             reader_cache_kib: 16 * 1024,
-            checkpoint_interval: std::time::Duration::from_millis(500),
+            checkpoint_interval: std::time::Duration::from_millis(250),
+            wal_autocheckpoint_pages: 16_384,
             writer: WriterConfig::default(),
         }
     }
@@ -75,9 +78,13 @@ impl SqliteStore {
             }
         }
         let mut conn = connect(path, options.writer_cache_kib)?;
-        // Checkpoints run on their own thread so commits never wait for
-        // the copy of WAL frames into the database file.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
+        // A background thread copies WAL frames into the database file
+        // (PASSIVE: it never blocks the writer). That alone cannot reset a
+        // WAL that is written continuously, so the writer keeps a large
+        // autocheckpoint: run right after a commit, with no other writer,
+        // it completes, finds most frames already copied, and lets the next
+        // commit start the WAL over.
+        conn.pragma_update(None, "wal_autocheckpoint", options.wal_autocheckpoint_pages)
             .map_err(StoreError::backend)?;
         schema::migrate(&mut conn)?;
         let checkpointer = Checkpointer::start(connect(path, 1024)?, options.checkpoint_interval);
@@ -124,6 +131,11 @@ impl SqliteStore {
     }
 }
 
+/// Runs a checkpoint.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<()> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+}
+
 /// The background WAL checkpointer: a passive checkpoint at every interval
 /// (it never blocks the writer), and a final truncating one at shutdown.
 struct Checkpointer {
@@ -148,9 +160,7 @@ impl Checkpointer {
                     let stopping = *guard;
                     drop(guard);
                     let mode = if stopping { "TRUNCATE" } else { "PASSIVE" };
-                    if let Err(error) =
-                        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
-                    {
+                    if let Err(error) = checkpoint(&conn, mode) {
                         tracing::warn!(%error, "WAL checkpoint failed");
                     }
                     if stopping {

@@ -13,8 +13,9 @@
 //!   edge too: (tenant, id) with time-ordered ids, and (tenant, ts).
 //! - Every equality filter goes through one inverted index, `postings`:
 //!   per commit, one row per (tenant, dim) touched, holding that commit's
-//!   seqs delta-encoded (see `postings.rs`), where `dim` is a small integer
-//!   from the `dims` dictionary (one row per distinct (tenant, kind, value)).
+//!   seqs delta-encoded, keyed by segment first so each commit writes into
+//!   one small region (see `postings.rs`); `dim` is a small integer from the
+//!   `dims` dictionary (one row per distinct (tenant, kind, value)).
 //! - `content` holds the erasable part (salt and JCS content) apart from the
 //!   envelope, so erasure never touches a leaf.
 //! - Triggers abort UPDATE and DELETE on records, postings and content.
@@ -70,12 +71,13 @@ CREATE UNIQUE INDEX records_id ON records(tenant_id, id);
 CREATE INDEX records_ts ON records(tenant_id, ts);
 CREATE TABLE postings (
     tenant_id INTEGER NOT NULL,
+    segment   INTEGER NOT NULL,
     dim       INTEGER NOT NULL,
     first_seq INTEGER NOT NULL,
     last_seq  INTEGER NOT NULL,
     n         INTEGER NOT NULL,
     seqs      BLOB NOT NULL,
-    PRIMARY KEY (tenant_id, dim, first_seq)
+    PRIMARY KEY (tenant_id, segment, dim, first_seq)
 ) WITHOUT ROWID;
 CREATE TABLE content (
     rid  INTEGER PRIMARY KEY,
