@@ -288,7 +288,16 @@ pub fn query(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> Result
     })
 }
 
+/// Rows a time-filtered page examines in seq order before it falls back to
+/// the (tenant, ts) index.
+const TIME_SCAN_WINDOW: i64 = 20_000;
+
 /// A page straight from `records` (no equality filter).
+///
+/// A time range is usually recent, and time follows seq closely, so the page
+/// is first looked for by walking seqs in order over a bounded window
+/// (checking ts on each row); only when the window does not fill the page is
+/// the (tenant, ts) index used, which is exact for any range but must sort.
 fn page_from_records(
     conn: &Connection,
     tenant: i64,
@@ -296,22 +305,65 @@ fn page_from_records(
     query: &EventQuery,
     after: Option<i64>,
 ) -> Result<Vec<StoredRecord>, StoreError> {
-    let built = records_sql(tenant, plan);
-    let mut params = built.params;
-    let mut sql = format!(
-        "SELECT {RECORD_COLUMNS} {}",
-        built
-            .from_where
-            .replacen(" WHERE ", " LEFT JOIN content c ON c.rid = r.rid WHERE ", 1)
-    );
-    let (comparison, direction) = match query.order {
-        Order::Desc => ("<", "DESC"),
-        Order::Asc => (">", "ASC"),
+    let (start, _) = rid_range(tenant);
+    // The log occupies [start, start + size) of the tenant's rid range.
+    let end = start + log_size(conn, tenant)? as i64;
+    let (low, high) = match (query.order, after) {
+        (Order::Desc, Some(after)) => (start, rid(tenant, after).min(end)),
+        (Order::Desc, None) => (start, end),
+        (Order::Asc, Some(after)) => ((rid(tenant, after) + 1).min(end), end),
+        (Order::Asc, None) => (start, end),
     };
-    if let Some(after) = after {
-        params.push(SqlValue::Integer(rid(tenant, after)));
-        sql.push_str(&format!(" AND r.rid {comparison} ?{}", params.len()));
+    if plan.from.is_none() && plan.to.is_none() {
+        return page_in_window(conn, plan, query, (low, high), false);
     }
+    let window = match query.order {
+        Order::Desc => (low.max(high - TIME_SCAN_WINDOW), high),
+        Order::Asc => (low, high.min(low + TIME_SCAN_WINDOW)),
+    };
+    let records = page_in_window(conn, plan, query, window, false)?;
+    if records.len() == query.limit as usize || window == (low, high) {
+        return Ok(records);
+    }
+    page_in_window(conn, plan, query, (low, high), true)
+}
+
+/// The page among rids in `[low, high)`; `by_ts` lets the (tenant, ts) index
+/// drive, else rid order does.
+fn page_in_window(
+    conn: &Connection,
+    plan: &Plan,
+    query: &EventQuery,
+    (low, high): (i64, i64),
+    by_ts: bool,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut params: Vec<SqlValue> = vec![SqlValue::Integer(low), SqlValue::Integer(high)];
+    let mut sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN content c ON c.rid = r.rid WHERE "
+    );
+    if by_ts {
+        // The tenant equality lets the (tenant_id, ts) index serve the range.
+        params.push(SqlValue::Integer(low >> crate::schema::SEQ_BITS));
+        sql.push_str(&format!(
+            "r.tenant_id = ?{} AND +r.rid >= ?1 AND +r.rid < ?2",
+            params.len()
+        ));
+    } else {
+        sql.push_str("r.rid >= ?1 AND r.rid < ?2");
+    }
+    let ts = if by_ts { "r.ts" } else { "+r.ts" };
+    if let Some(from) = plan.from {
+        params.push(SqlValue::Integer(from));
+        sql.push_str(&format!(" AND {ts} >= ?{}", params.len()));
+    }
+    if let Some(to) = plan.to {
+        params.push(SqlValue::Integer(to));
+        sql.push_str(&format!(" AND {ts} < ?{}", params.len()));
+    }
+    let direction = match query.order {
+        Order::Desc => "DESC",
+        Order::Asc => "ASC",
+    };
     params.push(SqlValue::Integer(i64::from(query.limit)));
     sql.push_str(&format!(
         " ORDER BY r.rid {direction} LIMIT ?{}",

@@ -62,3 +62,68 @@ async fn triggers_abort_update_and_delete() {
         .expect("count");
     assert_eq!(count, 1);
 }
+
+/// A time range older than the newest 20,000 records is found through the
+/// (tenant, ts) index fallback, exactly, in both orders and with a cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_time_ranges_fall_back_to_the_time_index() {
+    use trail_store::{EventQuery, Filters, Order, ReadScope};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        SqliteStore::open(&dir.path().join("trail.db"), SqliteOptions::default()).expect("open");
+    let tenant = store.ensure_tenant("t").await.expect("tenant");
+    let t0 = 1_700_000_000_000_000i64;
+    let minute = 60_000_000i64;
+    for batch in 0..5 {
+        let events = (0..5000)
+            .map(|i| {
+                let n = batch * 5000 + i;
+                trail_store::conformance::event(
+                    serde_json::json!({"type": "tool_call", "name": "x",
+                        "started_at": trail_core::time::format_rfc3339(t0 + n * minute)}),
+                    trail_core::policy::ContentPolicy::Hash,
+                )
+            })
+            .collect();
+        store.append(&tenant, events).await.expect("append");
+    }
+    let scope = ReadScope {
+        tenant,
+        bound_user: None,
+    };
+    let filters = Filters {
+        from: Some(t0 + 1000 * minute),
+        to: Some(t0 + 1250 * minute),
+        ..Filters::default()
+    };
+    for order in [Order::Desc, Order::Asc] {
+        let mut seqs = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .query(
+                    &scope,
+                    &EventQuery {
+                        filters: filters.clone(),
+                        order,
+                        limit: 100,
+                        after_seq: after,
+                        ..EventQuery::default()
+                    },
+                )
+                .await
+                .expect("page");
+            seqs.extend(page.records.iter().map(|r| r.seq));
+            match page.next_cursor {
+                Some(seq) => after = Some(seq),
+                None => break,
+            }
+        }
+        let mut want: Vec<u64> = (1000..1250).collect();
+        if order == Order::Desc {
+            want.reverse();
+        }
+        assert_eq!(seqs, want, "{order:?}");
+    }
+    store.shutdown().await;
+}
