@@ -13,8 +13,8 @@ use trail_store::writer::{AppendJob, Committer, JobResult};
 use trail_store::{Accepted, StoreError, Tenant};
 
 use crate::dims::{dims_of, DimKind, FastHash};
-use crate::postings;
 use crate::schema::{rid, rid_range};
+use crate::{postings, rollup};
 
 /// A kind's slice of the dims cache is dropped when it grows past this many entries.
 const DIM_CACHE_LIMIT: usize = 200_000;
@@ -23,6 +23,16 @@ const DIM_CACHE_LIMIT: usize = 200_000;
 pub struct SqliteCommitter {
     conn: Connection,
     dim_cache: HashMap<(i64, DimKind), HashMap<String, i64, FastHash>>,
+}
+
+/// What one job derives from its records besides the records themselves,
+/// kept apart until the job is known to commit.
+#[derive(Default)]
+struct Derived {
+    /// (dim, seq) for the posting blocks.
+    postings: Vec<(i64, i64)>,
+    /// Rollup key and duration per record.
+    rollups: Vec<(rollup::RollupKey, Option<u64>)>,
 }
 
 /// Where a tenant's log stands inside the current transaction.
@@ -97,7 +107,7 @@ impl SqliteCommitter {
         &mut self,
         job: &AppendJob,
         head: &mut Head,
-        postings: &mut Vec<(i64, i64)>,
+        derived: &mut Derived,
     ) -> Result<JobResult, StoreError> {
         let tenant = &job.tenant;
         let mut accepted = Vec::with_capacity(job.events.len());
@@ -161,8 +171,19 @@ impl SqliteCommitter {
                 } else {
                     self.dim_id(tenant.id, kind, value)?
                 };
-                postings.push((dim, seq as i64));
+                derived.postings.push((dim, seq as i64));
             }
+            let ts = index.started_at.unwrap_or(head.received_at);
+            derived.rollups.push((
+                (
+                    tenant.id,
+                    ts.div_euclid(rollup::HOUR),
+                    index.event_type.code(),
+                    index.status.code(),
+                    name_dim,
+                ),
+                index.duration_ms,
+            ));
             accepted.push(Accepted {
                 id: event.id,
                 seq,
@@ -217,7 +238,8 @@ impl SqliteCommitter {
         // Seqs per (tenant, dim) of the jobs that succeeded: one posting
         // block each, written once every job is settled.
         let mut blocks: BTreeMap<(i64, i64), Vec<i64>> = BTreeMap::new();
-        let mut job_postings = Vec::new();
+        let mut rollups = rollup::Pending::default();
+        let mut derived = Derived::default();
         for job in jobs {
             let head = match heads.get(&job.tenant.id) {
                 Some(head) => *head,
@@ -227,11 +249,15 @@ impl SqliteCommitter {
             self.conn
                 .execute_batch("SAVEPOINT job")
                 .map_err(StoreError::backend)?;
-            job_postings.clear();
-            match self.write_job(job, &mut job_head, &mut job_postings)? {
+            derived.postings.clear();
+            derived.rollups.clear();
+            match self.write_job(job, &mut job_head, &mut derived)? {
                 Ok(accepted) => {
-                    for &(dim, seq) in &job_postings {
+                    for &(dim, seq) in &derived.postings {
                         blocks.entry((job.tenant.id, dim)).or_default().push(seq);
+                    }
+                    for &(key, duration) in &derived.rollups {
+                        rollups.add(key, duration);
                     }
                     self.conn
                         .execute_batch("RELEASE job")
@@ -253,6 +279,7 @@ impl SqliteCommitter {
         for ((tenant, dim), seqs) in blocks {
             postings::insert(&self.conn, tenant, dim, &seqs)?;
         }
+        rollups.flush(&self.conn)?;
         Ok(results)
     }
 }

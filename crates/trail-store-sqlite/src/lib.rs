@@ -12,6 +12,7 @@ mod commit;
 mod dims;
 mod postings;
 mod read;
+mod rollup;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +28,6 @@ use trail_store::{
 };
 use uuid::Uuid;
 
-pub use read::nearest_rank;
 pub use schema::SCHEMA_VERSION;
 
 /// Tuning of the sqlite backend.

@@ -8,19 +8,17 @@
 //! lists. With no equality filter the query walks `records` by (tenant, seq)
 //! or (tenant, ts).
 
-use std::collections::HashMap;
-
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use trail_core::event::{EventType, Status};
 use trail_store::{
-    Bucket, EventQuery, Filters, Order, Page, ReadScope, Stats, StatsQuery, StoreError,
-    StoredRecord,
+    EventQuery, Filters, Order, Page, ReadScope, Stats, StatsQuery, StoreError, StoredRecord,
 };
 use uuid::Uuid;
 
 use crate::dims::DimKind;
 use crate::postings::{self, PostingList};
+use crate::rollup::{Tally, HOUR};
 use crate::schema::{rid, rid_range};
 
 /// The resolved plan of a filter set.
@@ -50,6 +48,27 @@ fn lookup_dim(
                 .optional()
         })
         .map_err(StoreError::backend)
+}
+
+/// The name dims whose name contains `needle`, ignoring case.
+fn names_containing(conn: &Connection, tenant: i64, needle: &str) -> Result<Vec<i64>, StoreError> {
+    let needle = needle.to_lowercase();
+    let mut stmt = conn
+        .prepare_cached("SELECT id, value FROM dims WHERE tenant_id = ?1 AND kind = ?2")
+        .map_err(StoreError::backend)?;
+    let rows = stmt
+        .query_map(params![tenant, DimKind::Name as u8], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(StoreError::backend)?;
+    let mut dims = Vec::new();
+    for row in rows {
+        let (id, value) = row.map_err(StoreError::backend)?;
+        if value.to_lowercase().contains(&needle) {
+            dims.push(id);
+        }
+    }
+    Ok(dims)
 }
 
 /// Resolves the filters to dims; `None` when some value was never recorded,
@@ -100,26 +119,13 @@ fn plan(
         }
     }
     if let Some(needle) = &filters.name_contains {
-        let needle = needle.to_lowercase();
-        let mut stmt = conn
-            .prepare_cached("SELECT id, value FROM dims WHERE tenant_id = ?1 AND kind = ?2")
-            .map_err(StoreError::backend)?;
-        let rows = stmt
-            .query_map(params![tenant, DimKind::Name as u8], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(StoreError::backend)?;
-        let mut dims = Vec::new();
-        let mut total = 0;
-        for row in rows {
-            let (id, value) = row.map_err(StoreError::backend)?;
-            if value.to_lowercase().contains(&needle) {
-                dims.push(id);
-                total += postings::count(conn, tenant, id)?;
-            }
-        }
+        let dims = names_containing(conn, tenant, needle)?;
         if dims.is_empty() {
             return Ok(None);
+        }
+        let mut total = 0;
+        for dim in &dims {
+            total += postings::count(conn, tenant, *dim)?;
         }
         lists.push((dims, total));
     }
@@ -479,102 +485,161 @@ fn stats_row(row: &Row<'_>) -> rusqlite::Result<StatsRow> {
     ))
 }
 
-/// Aggregates over every matching record.
+/// Aggregates over every matching record: from the hourly rollups when the
+/// filters allow it (type, status, name, time), else record by record
+/// through the posting lists or the time index.
 pub fn stats(
     conn: &Connection,
     scope: &ReadScope,
     query: &StatsQuery,
 ) -> Result<Stats, StoreError> {
+    let tenant = scope.tenant.id;
+    let width = query.bucket.micros();
+    let mut tally = Tally::default();
+    if scope.bound_user.is_none() && rollups_can_answer(&query.filters) {
+        if !stats_from_rollups(conn, tenant, &query.filters, &mut tally)? {
+            return Ok(Stats::default());
+        }
+        return tally.finish(conn, width, query.top);
+    }
     let Some(plan) = plan(conn, scope, &query.filters)? else {
         return Ok(Stats::default());
     };
-    let tenant = scope.tenant.id;
-    let mut rows: Vec<StatsRow> = Vec::new();
     if plan.lists.is_empty() {
         let built = records_sql(tenant, &plan);
         let sql = format!("SELECT {STATS_COLUMNS} {}", built.from_where);
         let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
-        let mapped = stmt
-            .query_map(params_from_iter(built.params.iter()), stats_row)
+        let mut rows = stmt
+            .query(params_from_iter(built.params.iter()))
             .map_err(StoreError::backend)?;
-        for row in mapped {
-            rows.push(row.map_err(StoreError::backend)?);
+        while let Some(row) = rows.next().map_err(StoreError::backend)? {
+            let (ts, event_type, status, name, duration) =
+                stats_row(row).map_err(StoreError::backend)?;
+            tally.add_record(ts, event_type, status, name, duration);
         }
     } else {
         let mut matches = Matches::new(conn, tenant, &plan, false, None)?;
         let sql = format!("SELECT {STATS_COLUMNS} FROM records r WHERE r.rid = ?1");
         let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
         while let Some(seq) = matches.next()? {
-            rows.push(
-                stmt.query_row([rid(tenant, seq)], stats_row)
-                    .map_err(StoreError::backend)?,
-            );
+            let (ts, event_type, status, name, duration) = stmt
+                .query_row([rid(tenant, seq)], stats_row)
+                .map_err(StoreError::backend)?;
+            tally.add_record(ts, event_type, status, name, duration);
         }
     }
-    let width = query.bucket.micros();
-    let mut buckets: HashMap<i64, (u64, u64)> = HashMap::new();
-    let mut by_type: HashMap<u8, u64> = HashMap::new();
-    let mut by_name: HashMap<i64, u64> = HashMap::new();
-    let mut durations: Vec<u64> = Vec::new();
-    let mut stats = Stats::default();
-    let error_code = Status::Error.code();
-    for (ts, event_type, status, name, duration) in rows {
-        let is_error = status == error_code;
-        let bucket = buckets.entry(ts.div_euclid(width) * width).or_default();
-        bucket.0 += 1;
-        stats.total += 1;
-        if is_error {
-            bucket.1 += 1;
-            stats.errors += 1;
-        }
-        *by_type.entry(event_type).or_default() += 1;
-        *by_name.entry(name).or_default() += 1;
-        if let Some(duration) = duration {
-            durations.push(duration.max(0) as u64);
-        }
-    }
-    let mut buckets: Vec<Bucket> = buckets
-        .into_iter()
-        .map(|(start, (count, errors))| Bucket {
-            start,
-            count,
-            errors,
-        })
-        .collect();
-    buckets.sort_by_key(|bucket| bucket.start);
-    stats.buckets = buckets;
-    let mut types: Vec<(EventType, u64)> = by_type
-        .into_iter()
-        .filter_map(|(code, count)| EventType::from_code(code).map(|t| (t, count)))
-        .collect();
-    types.sort_by_key(|(t, _)| t.as_str());
-    stats.by_type = types;
-    let mut names: Vec<(i64, u64)> = by_name.into_iter().collect();
-    names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut top = Vec::new();
-    let mut name_stmt = conn
-        .prepare_cached("SELECT value FROM dims WHERE id = ?1")
-        .map_err(StoreError::backend)?;
-    for (dim, count) in names {
-        let name: String = name_stmt
-            .query_row([dim], |row| row.get(0))
-            .map_err(StoreError::backend)?;
-        top.push((name, count));
-    }
-    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    top.truncate(query.top.max(1) as usize);
-    stats.top_names = top;
-    durations.sort_unstable();
-    stats.p50_duration_ms = nearest_rank(&durations, 50);
-    stats.p95_duration_ms = nearest_rank(&durations, 95);
-    Ok(stats)
+    tally.finish(conn, width, query.top)
 }
 
-/// Nearest-rank percentile of sorted values.
-pub fn nearest_rank(sorted: &[u64], percent: u64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
+/// Whether only filters the rollups are keyed by are set.
+fn rollups_can_answer(filters: &Filters) -> bool {
+    let rollup_only = Filters {
+        event_type: filters.event_type,
+        status: filters.status,
+        name: filters.name.clone(),
+        name_contains: filters.name_contains.clone(),
+        from: filters.from,
+        to: filters.to,
+        ..Filters::default()
+    };
+    &rollup_only == filters
+}
+
+/// Feeds the tally from rollups for whole hours and from records for the
+/// partial hours at the edges; false when nothing can match.
+fn stats_from_rollups(
+    conn: &Connection,
+    tenant: i64,
+    filters: &Filters,
+    tally: &mut Tally,
+) -> Result<bool, StoreError> {
+    let mut names: Option<Vec<i64>> = None;
+    if let Some(name) = &filters.name {
+        match lookup_dim(conn, tenant, DimKind::Name, name)? {
+            Some(dim) => names = Some(vec![dim]),
+            None => return Ok(false),
+        }
     }
-    let rank = (percent as usize * sorted.len()).div_ceil(100).max(1);
-    sorted.get(rank - 1).copied()
+    if let Some(needle) = &filters.name_contains {
+        let matching = names_containing(conn, tenant, needle)?;
+        names = Some(match names {
+            Some(exact) => exact
+                .into_iter()
+                .filter(|dim| matching.contains(dim))
+                .collect(),
+            None => matching,
+        });
+    }
+    if names.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(false);
+    }
+    let type_code = filters.event_type.map(EventType::code);
+    let status_code = filters.status.map(Status::code);
+    let wanted = |event_type: u8, status: u8, name: i64| {
+        type_code.is_none_or(|t| t == event_type)
+            && status_code.is_none_or(|s| s == status)
+            && names.as_ref().is_none_or(|names| names.contains(&name))
+    };
+    // Whole hours: [first_hour, end_hour).
+    let first_hour = filters
+        .from
+        .map_or(i64::MIN, |from| -((-from).div_euclid(HOUR)));
+    let end_hour = filters.to.map_or(i64::MAX, |to| to.div_euclid(HOUR));
+    let mut edges: Vec<(i64, i64)> = Vec::new();
+    if first_hour < end_hour {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT hour, type, status, name_dim, n, durations FROM rollups \
+                 WHERE tenant_id = ?1 AND hour >= ?2 AND hour < ?3",
+            )
+            .map_err(StoreError::backend)?;
+        let mut rows = stmt
+            .query(params![tenant, first_hour, end_hour])
+            .map_err(StoreError::backend)?;
+        while let Some(row) = rows.next().map_err(StoreError::backend)? {
+            let (event_type, status, name): (u8, u8, i64) = (
+                row.get(1).map_err(StoreError::backend)?,
+                row.get(2).map_err(StoreError::backend)?,
+                row.get(3).map_err(StoreError::backend)?,
+            );
+            if wanted(event_type, status, name) {
+                let n: i64 = row.get(4).map_err(StoreError::backend)?;
+                let durations = row.get_ref(5).map_err(StoreError::backend)?;
+                let durations = durations.as_blob().map_err(StoreError::backend)?;
+                tally.add_rollup(
+                    row.get(0).map_err(StoreError::backend)?,
+                    event_type,
+                    status,
+                    name,
+                    n as u64,
+                    durations,
+                )?;
+            }
+        }
+        if let Some(from) = filters.from.filter(|from| *from < first_hour * HOUR) {
+            edges.push((from, first_hour * HOUR));
+        }
+        if let Some(to) = filters.to.filter(|to| end_hour * HOUR < *to) {
+            edges.push((end_hour * HOUR, to));
+        }
+    } else if let (Some(from), Some(to)) = (filters.from, filters.to) {
+        edges.push((from, to));
+    }
+    let sql = format!(
+        "SELECT {STATS_COLUMNS} FROM records r WHERE r.tenant_id = ?1 AND r.ts >= ?2 AND r.ts < ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
+    for (low, high) in edges {
+        let mut rows = stmt
+            .query(params![tenant, low, high])
+            .map_err(StoreError::backend)?;
+        while let Some(row) = rows.next().map_err(StoreError::backend)? {
+            let (ts, event_type, status, name, duration) =
+                stats_row(row).map_err(StoreError::backend)?;
+            if wanted(event_type, status, name) {
+                tally.add_record(ts, event_type, status, name, duration);
+            }
+        }
+    }
+    Ok(true)
 }

@@ -16,6 +16,8 @@
 //!   seqs delta-encoded, keyed by segment first so each commit writes into
 //!   one small region (see `postings.rs`); `dim` is a small integer from the
 //!   `dims` dictionary (one row per distinct (tenant, kind, value)).
+//! - `rollups` holds per-hour counts and duration histograms per (type,
+//!   status, name): derived data, updated in place, read by stats.
 //! - `content` holds the erasable part (salt and JCS content) apart from the
 //!   envelope, so erasure never touches a leaf.
 //! - Triggers abort UPDATE and DELETE on records, postings and content.
@@ -78,6 +80,16 @@ CREATE TABLE postings (
     n         INTEGER NOT NULL,
     seqs      BLOB NOT NULL,
     PRIMARY KEY (tenant_id, segment, dim, first_seq)
+) WITHOUT ROWID;
+CREATE TABLE rollups (
+    tenant_id INTEGER NOT NULL,
+    hour      INTEGER NOT NULL,
+    type      INTEGER NOT NULL,
+    status    INTEGER NOT NULL,
+    name_dim  INTEGER NOT NULL,
+    n         INTEGER NOT NULL,
+    durations BLOB NOT NULL,
+    PRIMARY KEY (tenant_id, hour, type, status, name_dim)
 ) WITHOUT ROWID;
 CREATE TABLE content (
     rid  INTEGER PRIMARY KEY,

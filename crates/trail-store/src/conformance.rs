@@ -641,6 +641,31 @@ pub async fn many_small_commits_page_and_filter_correctly(store: Arc<dyn Store>)
             "count of {filters:?}"
         );
     }
+    // Rollups merged over 150 commits still agree with the records.
+    let stats = store
+        .stats(
+            &scope(&tenant),
+            &StatsQuery {
+                top: 10,
+                ..StatsQuery::default()
+            },
+        )
+        .await
+        .expect("stats");
+    assert_eq!(stats.total, 450);
+    let mut durations: Vec<u64> = everything
+        .iter()
+        .map(|e| e["duration_ms"].as_u64().expect("duration"))
+        .collect();
+    durations.sort_unstable();
+    assert_eq!(stats.p50_duration_ms, Some(durations[224]));
+    assert_eq!(stats.p95_duration_ms, Some(durations[427]));
+    let errors = everything
+        .iter()
+        .filter(|e| e["status"] == json!("error"))
+        .count() as u64;
+    assert_eq!(stats.errors, errors);
+    assert_eq!(stats.buckets.iter().map(|b| b.count).sum::<u64>(), 450);
 }
 
 /// Offset skips matches; count reports all of them.
@@ -730,12 +755,54 @@ pub async fn stats_agree_with_the_data(store: Arc<dyn Store>) {
         .await
         .expect("append");
     let everything = all(&*store, &scope(&tenant), Filters::default()).await;
+    let t0 = 1_700_000_000_000_000i64;
+    let minute = 60_000_000i64;
     for (bucket, filters) in [
         (BucketWidth::Hour, Filters::default()),
         (
             BucketWidth::Day,
             Filters {
                 user_id: Some("u4".into()),
+                ..Filters::default()
+            },
+        ),
+        (
+            BucketWidth::Hour,
+            Filters {
+                event_type: Some(EventType::ToolCall),
+                from: Some(t0 + 95 * minute + 17),
+                to: Some(t0 + 1500 * minute + 5),
+                ..Filters::default()
+            },
+        ),
+        (
+            BucketWidth::Day,
+            Filters {
+                name_contains: Some("A".into()),
+                status: Some(Status::Ok),
+                ..Filters::default()
+            },
+        ),
+        (
+            BucketWidth::Hour,
+            Filters {
+                name: Some("chat".into()),
+                to: Some(t0 + 700 * minute),
+                ..Filters::default()
+            },
+        ),
+        (
+            BucketWidth::Hour,
+            Filters {
+                from: Some(t0 + 61 * minute),
+                to: Some(t0 + 62 * minute + 1),
+                ..Filters::default()
+            },
+        ),
+        (
+            BucketWidth::Day,
+            Filters {
+                name: Some("never".into()),
                 ..Filters::default()
             },
         ),
@@ -799,9 +866,12 @@ pub async fn stats_agree_with_the_data(store: Arc<dyn Store>) {
         want_names.truncate(3);
         assert_eq!(stats.top_names, want_names);
         durations.sort_unstable();
-        let rank = |p: usize| durations[(p * durations.len()).div_ceil(100).max(1) - 1];
-        assert_eq!(stats.p50_duration_ms, Some(rank(50)));
-        assert_eq!(stats.p95_duration_ms, Some(rank(95)));
+        let rank = |p: usize| {
+            (!durations.is_empty())
+                .then(|| durations[(p * durations.len()).div_ceil(100).max(1) - 1])
+        };
+        assert_eq!(stats.p50_duration_ms, rank(50), "{filters:?}");
+        assert_eq!(stats.p95_duration_ms, rank(95), "{filters:?}");
     }
 }
 
