@@ -48,6 +48,10 @@ pub struct AppState {
     /// Request and ingest counters.
     pub metrics: Arc<Metrics>,
     settings: Arc<SettingsCache>,
+    /// Bounds how many request bodies are parsed at once: the work is
+    /// CPU-bound, so more than one per core only adds memory (each parse
+    /// holds a request's whole JSON tree).
+    prepare_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -57,6 +61,9 @@ impl AppState {
             store,
             metrics: Arc::new(Metrics::default()),
             settings: Arc::new(SettingsCache::default()),
+            prepare_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 }

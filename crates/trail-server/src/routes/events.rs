@@ -6,6 +6,8 @@
 //! CPU work (parse, validate, redact, encode) runs on the blocking pool so
 //! large batches never stall the async workers.
 
+use std::sync::Arc;
+
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
@@ -51,9 +53,17 @@ pub async fn ingest(
         .await
         .map_err(|_| request_too_large())?;
     let settings = state.settings.get(&*state.store, &caller.tenant).await?;
-    let prepared = tokio::task::spawn_blocking(move || prepare_body(&bytes, ndjson, &settings))
+    let slot = Arc::clone(&state.prepare_slots)
+        .acquire_owned()
         .await
         .map_err(ApiError::internal)?;
+    let prepared = tokio::task::spawn_blocking(move || {
+        let prepared = prepare_body(&bytes, ndjson, &settings);
+        drop(slot);
+        prepared
+    })
+    .await
+    .map_err(ApiError::internal)?;
     let prepared = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
