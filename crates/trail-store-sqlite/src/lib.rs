@@ -14,6 +14,7 @@ mod postings;
 mod read;
 mod rollup;
 mod schema;
+mod varint;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

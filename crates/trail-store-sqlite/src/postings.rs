@@ -21,51 +21,26 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use trail_store::StoreError;
 
+use crate::varint;
+
 /// Encodes increasing seqs as deltas from `seqs[0]` (which is stored in its
 /// own column and not repeated here).
 pub fn encode(seqs: &[i64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(seqs.len() * 2);
-    let mut previous = seqs.first().copied().unwrap_or(0);
-    for &seq in seqs.iter().skip(1) {
-        let mut delta = (seq - previous) as u64;
-        previous = seq;
-        loop {
-            let byte = (delta & 0x7f) as u8;
-            delta >>= 7;
-            if delta == 0 {
-                out.push(byte);
-                break;
-            }
-            out.push(byte | 0x80);
-        }
+    for pair in seqs.windows(2) {
+        varint::push(&mut out, (pair[1] - pair[0]) as u64);
     }
     out
 }
 
 /// Decodes a block back to its seqs.
 pub fn decode(first_seq: i64, bytes: &[u8]) -> Result<Vec<i64>, StoreError> {
-    let mut seqs = vec![first_seq];
+    let mut seqs = Vec::with_capacity(bytes.len() + 1);
+    seqs.push(first_seq);
     let mut current = first_seq;
-    let mut delta: u64 = 0;
-    let mut shift = 0u32;
-    for &byte in bytes {
-        if shift > 56 {
-            return Err(StoreError::Corrupt("posting block varint too long".into()));
-        }
-        delta |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            current += delta as i64;
-            seqs.push(current);
-            delta = 0;
-            shift = 0;
-        } else {
-            shift += 7;
-        }
-    }
-    if shift != 0 {
-        return Err(StoreError::Corrupt(
-            "posting block ends inside a varint".into(),
-        ));
+    for delta in varint::read_all(bytes, "posting block")? {
+        current += delta as i64;
+        seqs.push(current);
     }
     Ok(seqs)
 }

@@ -18,6 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use trail_core::event::{EventType, Status};
 use trail_store::{Bucket, Stats, StoreError};
 
+use crate::varint;
+
 /// One hour in microseconds.
 pub const HOUR: i64 = 3_600_000_000;
 
@@ -52,43 +54,16 @@ fn encode(histogram: &Histogram) -> Vec<u8> {
     let mut out = Vec::with_capacity(histogram.len() * 3);
     let mut previous = 0u32;
     for (&bucket, &count) in histogram {
-        varint(&mut out, u64::from(bucket - previous));
-        varint(&mut out, count);
+        varint::push(&mut out, u64::from(bucket - previous));
+        varint::push(&mut out, count);
         previous = bucket;
     }
     out
 }
 
-fn varint(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 fn decode_into(bytes: &[u8], histogram: &mut Histogram) -> Result<(), StoreError> {
-    let mut values = Vec::with_capacity(bytes.len());
-    let (mut value, mut shift) = (0u64, 0u32);
-    for &byte in bytes {
-        if shift > 56 {
-            return Err(StoreError::Corrupt(
-                "rollup histogram varint too long".into(),
-            ));
-        }
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            values.push(value);
-            (value, shift) = (0, 0);
-        } else {
-            shift += 7;
-        }
-    }
-    if shift != 0 || values.len() % 2 != 0 {
+    let values = varint::read_all(bytes, "rollup histogram")?;
+    if values.len() % 2 != 0 {
         return Err(StoreError::Corrupt("rollup histogram is truncated".into()));
     }
     let mut bucket = 0u64;

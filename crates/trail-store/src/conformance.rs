@@ -109,6 +109,57 @@ async fn all(store: &dyn Store, scope: &ReadScope, filters: Filters) -> Vec<Valu
     }
 }
 
+/// The `total` of a count query.
+async fn count(store: &dyn Store, scope: &ReadScope, filters: &Filters) -> u64 {
+    let page = store
+        .query(
+            scope,
+            &EventQuery {
+                filters: filters.clone(),
+                limit: 1,
+                count: true,
+                ..EventQuery::default()
+            },
+        )
+        .await
+        .expect("count");
+    page.total.expect("count=true answers a total")
+}
+
+/// Every seq a cursor walk returns, page by page, checking page sizes.
+async fn walk(
+    store: &dyn Store,
+    scope: &ReadScope,
+    filters: &Filters,
+    order: Order,
+    limit: u32,
+    start: Option<u64>,
+) -> Vec<u64> {
+    let mut seen = Vec::new();
+    let mut after = start;
+    loop {
+        let page = store
+            .query(
+                scope,
+                &EventQuery {
+                    filters: filters.clone(),
+                    order,
+                    limit,
+                    after_seq: after,
+                    ..EventQuery::default()
+                },
+            )
+            .await
+            .expect("page");
+        assert!(page.records.len() <= limit as usize);
+        seen.extend(page.records.iter().map(|r| r.seq));
+        match page.next_cursor {
+            Some(seq) => after = Some(seq),
+            None => return seen,
+        }
+    }
+}
+
 /// A varied dataset of `n` events; deterministic.
 fn dataset(n: usize) -> Vec<Value> {
     let types = EventType::ALL;
@@ -476,21 +527,9 @@ pub async fn every_filter_matches_exactly(store: Arc<dyn Store>) {
             .collect();
         let got = all(&*store, &scope(&tenant), filters.clone()).await;
         assert_eq!(got, want, "filter {filters:?}");
-        let counted = store
-            .query(
-                &scope(&tenant),
-                &EventQuery {
-                    filters: filters.clone(),
-                    limit: 1,
-                    count: true,
-                    ..EventQuery::default()
-                },
-            )
-            .await
-            .expect("count");
         assert_eq!(
-            counted.total,
-            Some(want.len() as u64),
+            count(&*store, &scope(&tenant), &filters).await,
+            want.len() as u64,
             "count of {filters:?}"
         );
     }
@@ -515,29 +554,7 @@ pub async fn cursor_pages_cover_every_record_once(store: Arc<dyn Store>) {
                 },
             ),
         ] {
-            let mut seen = Vec::new();
-            let mut after = None;
-            loop {
-                let page = store
-                    .query(
-                        &scope(&tenant),
-                        &EventQuery {
-                            filters: filters.clone(),
-                            order,
-                            limit,
-                            after_seq: after,
-                            ..EventQuery::default()
-                        },
-                    )
-                    .await
-                    .expect("page");
-                assert!(page.records.len() <= limit as usize);
-                seen.extend(page.records.iter().map(|r| r.seq));
-                match page.next_cursor {
-                    Some(seq) => after = Some(seq),
-                    None => break,
-                }
-            }
+            let seen = walk(&*store, &scope(&tenant), &filters, order, limit, None).await;
             let expected: Vec<u64> = (0..257u64)
                 .filter(|seq| filters.user_id.is_none() || seq % 5 == 1)
                 .collect();
@@ -590,28 +607,7 @@ pub async fn many_small_commits_page_and_filter_correctly(store: Arc<dyn Store>)
             .collect();
         for order in [Order::Asc, Order::Desc] {
             for start in [None, Some(0u64), Some(137), Some(449)] {
-                let mut seen = Vec::new();
-                let mut after = start;
-                loop {
-                    let page = store
-                        .query(
-                            &scope(&tenant),
-                            &EventQuery {
-                                filters: filters.clone(),
-                                order,
-                                limit: 17,
-                                after_seq: after,
-                                ..EventQuery::default()
-                            },
-                        )
-                        .await
-                        .expect("page");
-                    seen.extend(page.records.iter().map(|r| r.seq));
-                    match page.next_cursor {
-                        Some(seq) => after = Some(seq),
-                        None => break,
-                    }
-                }
+                let seen = walk(&*store, &scope(&tenant), &filters, order, 17, start).await;
                 let expected: Vec<u64> = match (order, start) {
                     (Order::Asc, Some(s)) => want.iter().copied().filter(|q| *q > s).collect(),
                     (Order::Asc, None) => want.clone(),
@@ -623,21 +619,9 @@ pub async fn many_small_commits_page_and_filter_correctly(store: Arc<dyn Store>)
                 assert_eq!(seen, expected, "{filters:?} {order:?} from {start:?}");
             }
         }
-        let counted = store
-            .query(
-                &scope(&tenant),
-                &EventQuery {
-                    filters: filters.clone(),
-                    limit: 1,
-                    count: true,
-                    ..EventQuery::default()
-                },
-            )
-            .await
-            .expect("count");
         assert_eq!(
-            counted.total,
-            Some(want.len() as u64),
+            count(&*store, &scope(&tenant), &filters).await,
+            want.len() as u64,
             "count of {filters:?}"
         );
     }
