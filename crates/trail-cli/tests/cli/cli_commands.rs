@@ -635,3 +635,64 @@ fn serve_from_environment_restarts_without_a_new_admin_key() {
     let next = admin.ingest(&event("tool_call", "after.restart"));
     assert_eq!(next[0]["seq"], json!(1));
 }
+
+/// The README's two set-up commands are the ones this project runs: `cargo
+/// run --release -p trail-cli -- serve` starts the `trail` binary of this
+/// crate on the embedded default (`./trail-data` under the current
+/// directory, `127.0.0.1:8750`), and `scripts/test` runs every test.
+#[test]
+fn readme_set_up_commands_are_real() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains("\ncargo run --release -p trail-cli -- serve\n"),
+        "README run command"
+    );
+    assert!(readme.contains("\nscripts/test\n"), "README test command");
+    assert_eq!(env!("CARGO_PKG_NAME"), "trail-cli");
+    let script = std::fs::read_to_string(root.join("scripts/test")).unwrap();
+    assert!(
+        script.contains("cargo test --workspace"),
+        "scripts/test runs the workspace tests"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.join("scripts/test"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert!(mode & 0o111 != 0, "scripts/test is executable");
+    }
+
+    // `serve` with no flags: the documented defaults.
+    let help = trail(&["serve", "--help"]);
+    assert!(help.stdout.contains("127.0.0.1:8750"), "{}", help.stdout);
+    assert!(help.stdout.contains("./trail-data"), "{}", help.stdout);
+    let cwd = TempDir::new().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trail"))
+        .arg("serve")
+        .current_dir(cwd.path())
+        .env_remove("TRAIL_DATA_DIR")
+        .env_remove("TRAIL_DATABASE_URL")
+        .env("TRAIL_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("admin key for tenant default"), "{first}");
+    let second = lines.next().unwrap().unwrap();
+    assert!(
+        second.starts_with("trail listening on http://127.0.0.1:"),
+        "{second}"
+    );
+    assert!(cwd.path().join("trail-data/trail.db").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
