@@ -24,6 +24,20 @@ pub enum KeysCommand {
     List(ListArgs),
     /// Revoke a key by its id.
     Revoke(RevokeArgs),
+    /// Print the log key's origin prefix and C2SP verifier key (vkey).
+    LogKey(LogKeyCommandArgs),
+}
+
+/// Flags of `keys log-key`.
+#[derive(Args, Debug)]
+pub struct LogKeyCommandArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    log_key: crate::log_key::LogKeyArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where the keys live: a store, or a server.
@@ -94,7 +108,24 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Create(args) => create(args).await,
         KeysCommand::List(args) => list(args).await,
         KeysCommand::Revoke(args) => revoke(args).await,
+        KeysCommand::LogKey(args) => log_key(args),
     }
+}
+
+fn log_key(args: LogKeyCommandArgs) -> anyhow::Result<()> {
+    let key = args.log_key.load_or_create(&args.store.data_dir)?;
+    let vkey = key.verifier().to_vkey();
+    if args.json {
+        println!("{}", json!({"origin_prefix": key.name(), "vkey": vkey}));
+    } else {
+        println!(
+            "origin prefix: {} (logs are {}/<tenant>)",
+            key.name(),
+            key.name()
+        );
+        println!("vkey: {vkey}");
+    }
+    Ok(())
 }
 
 async fn create(args: CreateArgs) -> anyhow::Result<()> {

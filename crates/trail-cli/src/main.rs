@@ -6,10 +6,12 @@
 mod bench;
 mod client;
 mod keys;
+mod log_key;
 mod query;
 mod record;
 mod serve;
 mod store_arg;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,8 @@ enum Command {
     Record(record::RecordArgs),
     /// Query recorded events.
     Query(query::QueryArgs),
+    /// Verify a log against its signed checkpoints (server, store or bundle).
+    Verify(verify::VerifyArgs),
     /// Benchmarks against a running server.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
             Command::Record(args) => record::run(args).await,
             Command::Query(args) => query::run(args).await,
             Command::Bench(command) => bench::run(command).await,
+            Command::Verify(args) => verify::run(args).await,
         }
     });
     match result {

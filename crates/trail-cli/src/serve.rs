@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use clap::Args;
 use tokio::net::TcpListener;
-use trail_server::{auth, AppState, ServerConfig};
+use trail_server::{auth, AppState, LogSigner, ServerConfig};
 use trail_store::Role;
 
+use crate::log_key::LogKeyArgs;
 use crate::store_arg::StoreArgs;
 
 /// Flags of `trail serve`.
@@ -18,6 +19,8 @@ use crate::store_arg::StoreArgs;
 pub struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    log_key: LogKeyArgs,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "TRAIL_LISTEN", default_value = "127.0.0.1:8750")]
     listen: SocketAddr,
@@ -33,6 +36,7 @@ pub const DEFAULT_TENANT: &str = "default";
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
     let store = args.store.open()?;
+    let log_key = args.log_key.load_or_create(&args.store.data_dir)?;
     if store.has_no_keys().await? {
         let tenant = store.ensure_tenant(DEFAULT_TENANT).await?;
         let key = auth::new_key(
@@ -59,7 +63,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
     };
-    trail_server::serve(listener, AppState::new(store), config, shutdown_signal()).await?;
+    let state = AppState::new(store, LogSigner::new(log_key));
+    trail_server::serve(listener, state, config, shutdown_signal()).await?;
     tracing::info!("stopped; every acknowledged event is committed");
     Ok(())
 }

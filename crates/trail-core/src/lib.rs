@@ -18,15 +18,23 @@
 //! - [`policy`]: how much content is kept.
 //! - [`record`]: the envelope/content split, sealing and the flat API view.
 //! - [`limits`]: size and count limits shared by all of the above.
+//! - [`merkle`]: RFC 6962 / RFC 9162 Merkle trees: compact ranges, proof
+//!   generation over stored nodes, proof verification.
+//! - [`note`]: C2SP signed notes with Ed25519 keys.
+//! - [`checkpoint`]: C2SP transparency log checkpoints.
 
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod checkpoint;
 pub mod event;
 pub mod hashing;
 pub mod jcs;
 pub mod limits;
+pub mod merkle;
+pub mod note;
 pub mod policy;
 pub mod record;
 pub mod redact;
 pub mod time;
+pub mod verify;

@@ -5,10 +5,12 @@
 //! on. Handlers live in [`routes`], one module per resource; authentication
 //! in [`auth`]; the problem+json error type in [`error`]. [`serve`] runs the
 //! router on a listener until a shutdown signal, then drains the store's
-//! ingest queue before returning.
+//! ingest queue before returning; [`log`] holds the log key and cuts signed
+//! checkpoints.
 
 pub mod auth;
 pub mod error;
+pub mod log;
 mod metrics;
 mod params;
 pub mod routes;
@@ -22,6 +24,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use trail_store::Store;
 
+pub use log::LogSigner;
 pub use metrics::Metrics;
 use settings_cache::SettingsCache;
 
@@ -45,6 +48,8 @@ impl Default for ServerConfig {
 pub struct AppState {
     /// The backend.
     pub store: Arc<dyn Store>,
+    /// The log key that signs checkpoints.
+    pub signer: Arc<LogSigner>,
     /// Request and ingest counters.
     pub metrics: Arc<Metrics>,
     settings: Arc<SettingsCache>,
@@ -55,10 +60,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Wraps a store.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// Wraps a store and the log key.
+    pub fn new(store: Arc<dyn Store>, signer: LogSigner) -> Self {
         AppState {
             store,
+            signer: Arc::new(signer),
             metrics: Arc::new(Metrics::default()),
             settings: Arc::new(SettingsCache::default()),
             prepare_slots: Arc::new(tokio::sync::Semaphore::new(
@@ -73,8 +79,10 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
     routes::router(state, config)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests and
-/// drains the ingest queue (every acknowledged event is durable).
+/// Serves until `shutdown` resolves, then finishes in-flight requests,
+/// signs a final checkpoint per grown log and drains the store (every
+/// acknowledged event is durable). Meanwhile a background task cuts a
+/// checkpoint within a second of any log growing.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -82,10 +90,21 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = Arc::clone(&state.store);
+    let signer = Arc::clone(&state.signer);
+    let checkpointer = tokio::spawn(log::run_checkpointer(
+        Arc::clone(&signer),
+        Arc::clone(&store),
+    ));
     let app = router(state, &config);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
+    checkpointer.abort();
+    // Every request has been answered, so every acknowledged event is
+    // committed: sign a final checkpoint for each grown log, then stop.
+    if let Err(error) = signer.cut_all(&*store).await {
+        tracing::warn!(%error, "final checkpoints failed");
+    }
     store.shutdown().await;
     result
 }

@@ -202,3 +202,25 @@ pub fn stats_query(pairs: Vec<(String, String)>) -> Result<StatsQuery, ApiError>
         top,
     })
 }
+
+/// Parses non-negative integer parameters: only `names` are allowed, and
+/// those in `required` must be present.
+pub fn numbers(
+    pairs: Vec<(String, String)>,
+    names: &[&str],
+    required: &[&str],
+) -> Result<std::collections::HashMap<String, u64>, ApiError> {
+    let mut params = Params::new(pairs, &[names]);
+    let mut out = std::collections::HashMap::new();
+    for name in names {
+        if let Some(value) = params.parsed(name, |v| {
+            v.parse::<u64>()
+                .map_err(|_| "must be a non-negative integer".to_string())
+        }) {
+            out.insert((*name).to_owned(), value);
+        } else if required.contains(name) && !params.values.contains_key(*name) {
+            params.errors.push(error(name, "is required"));
+        }
+    }
+    params.finish(out)
+}

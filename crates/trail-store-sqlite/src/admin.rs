@@ -22,6 +22,24 @@ pub fn tenant(conn: &Connection, name: &str) -> Result<Option<Tenant>, StoreErro
         .map_err(StoreError::backend)
 }
 
+/// Every tenant, by id.
+pub fn tenants(conn: &Connection) -> Result<Vec<Tenant>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, name FROM tenants ORDER BY id")
+        .map_err(StoreError::backend)?;
+    let tenants = stmt
+        .query_map([], |row| {
+            Ok(Tenant {
+                id: row.get(0)?,
+                name: row.get(1)?,
+            })
+        })
+        .map_err(StoreError::backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::backend)?;
+    Ok(tenants)
+}
+
 /// Creates the tenant when missing.
 pub fn ensure_tenant(conn: &Connection, name: &str) -> Result<Tenant, StoreError> {
     conn.prepare_cached(

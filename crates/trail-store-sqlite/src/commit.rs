@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use trail_core::merkle::CompactRange;
 use trail_core::record::{idempotency_digest_of_envelope, PreparedEvent};
 use trail_store::writer::{AppendJob, Committer, JobResult};
 use trail_store::{Accepted, StoreError, Tenant};
@@ -23,6 +24,11 @@ const DIM_CACHE_LIMIT: usize = 200_000;
 pub struct SqliteCommitter {
     conn: Connection,
     dim_cache: HashMap<(i64, DimKind), HashMap<String, i64, FastHash>>,
+    /// Each tenant's tree edge as of the last commit.
+    ranges: HashMap<i64, CompactRange>,
+    /// The tree edges of the batch being committed; they become `ranges`
+    /// only once the commit succeeded.
+    pending_ranges: HashMap<i64, CompactRange>,
 }
 
 /// What one job derives from its records besides the records themselves,
@@ -36,10 +42,12 @@ struct Derived {
 }
 
 /// Where a tenant's log stands inside the current transaction.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Head {
     next_seq: u64,
     received_at: i64,
+    /// The right edge of the tenant's Merkle tree at `next_seq` leaves.
+    range: CompactRange,
 }
 
 impl SqliteCommitter {
@@ -48,10 +56,12 @@ impl SqliteCommitter {
         SqliteCommitter {
             conn,
             dim_cache: HashMap::new(),
+            ranges: HashMap::new(),
+            pending_ranges: HashMap::new(),
         }
     }
 
-    fn head(&self, tenant: &Tenant, now: i64) -> Result<Head, StoreError> {
+    fn head(&mut self, tenant: &Tenant, now: i64) -> Result<Head, StoreError> {
         let last: Option<(i64, i64)> = self
             .conn
             .prepare_cached(
@@ -63,16 +73,20 @@ impl SqliteCommitter {
                     .optional()
             })
             .map_err(StoreError::backend)?;
-        Ok(match last {
-            Some((seq, received_at)) => Head {
-                next_seq: seq as u64 + 1,
-                // received_at never goes backwards within a log, whatever the clock does.
-                received_at: received_at.max(now),
-            },
-            None => Head {
-                next_seq: 0,
-                received_at: now,
-            },
+        let (next_seq, received_at) = match last {
+            // received_at never goes backwards within a log, whatever the clock does.
+            Some((seq, received_at)) => (seq as u64 + 1, received_at.max(now)),
+            None => (0, now),
+        };
+        let range = match self.ranges.get(&tenant.id) {
+            Some(range) if range.size() == next_seq => range.clone(),
+            // Another process wrote, or first use: rebuild from the stored nodes.
+            _ => crate::tree::load_range(&self.conn, tenant.id, next_seq)?,
+        };
+        Ok(Head {
+            next_seq,
+            received_at,
+            range,
         })
     }
 
@@ -157,6 +171,9 @@ impl SqliteCommitter {
                 Err(error) => return Err(StoreError::backend(error)),
             }
             let rid = rid(tenant.id, seq as i64);
+            for (level, index, hash) in head.range.append(sealed.leaf_hash) {
+                crate::tree::insert_node(&self.conn, tenant.id, level, index, &hash)?;
+            }
             if let Some(content) = &event.content {
                 self.conn
                     .prepare_cached("INSERT INTO content (rid, salt, body) VALUES (?1, ?2, ?3)")
@@ -242,10 +259,10 @@ impl SqliteCommitter {
         let mut derived = Derived::default();
         for job in jobs {
             let head = match heads.get(&job.tenant.id) {
-                Some(head) => *head,
+                Some(head) => head.clone(),
                 None => self.head(&job.tenant, now)?,
             };
-            let mut job_head = head;
+            let mut job_head = head.clone();
             self.conn
                 .execute_batch("SAVEPOINT job")
                 .map_err(StoreError::backend)?;
@@ -280,6 +297,7 @@ impl SqliteCommitter {
             postings::insert(&self.conn, tenant, dim, &seqs)?;
         }
         rollups.flush(&self.conn)?;
+        self.pending_ranges = heads.into_iter().map(|(t, h)| (t, h.range)).collect();
         Ok(results)
     }
 }
@@ -293,6 +311,8 @@ impl Committer for SqliteCommitter {
             self.conn
                 .execute_batch("COMMIT")
                 .map_err(StoreError::backend)?;
+            let committed = std::mem::take(&mut self.pending_ranges);
+            self.ranges.extend(committed);
             Ok(results)
         });
         if outcome.is_err() {

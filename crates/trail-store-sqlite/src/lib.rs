@@ -14,6 +14,7 @@ mod postings;
 mod read;
 mod rollup;
 mod schema;
+mod tree;
 mod varint;
 
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use trail_core::record::PreparedEvent;
 use trail_store::writer::{Writer, WriterConfig, WriterMetrics};
 use trail_store::{
     Accepted, ApiKey, EventQuery, Page, ReadScope, Stats, StatsQuery, Store, StoreError,
-    StoredRecord, Tenant, TenantSettings,
+    StoredCheckpoint, StoredRecord, Tenant, TenantSettings,
 };
 use uuid::Uuid;
 
@@ -295,6 +296,83 @@ impl Store for SqliteStore {
         let (tenant, settings) = (tenant.clone(), settings.clone());
         self.read(move |conn| admin::put_settings(conn, &tenant, &settings))
             .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.read(admin::tenants).await
+    }
+
+    async fn root(&self, tenant: &Tenant, size: u64) -> Result<[u8; 32], StoreError> {
+        let tenant = tenant.id;
+        self.read(move |conn| tree::root(conn, tenant, size)).await
+    }
+
+    async fn inclusion_proof(
+        &self,
+        tenant: &Tenant,
+        seq: u64,
+        size: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let tenant = tenant.id;
+        self.read(move |conn| tree::inclusion_proof(conn, tenant, seq, size))
+            .await
+    }
+
+    async fn consistency_proof(
+        &self,
+        tenant: &Tenant,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let tenant = tenant.id;
+        self.read(move |conn| tree::consistency_proof(conn, tenant, from, to))
+            .await
+    }
+
+    async fn tree_nodes(
+        &self,
+        tenant: &Tenant,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        let tenant = tenant.id;
+        self.read(move |conn| tree::nodes(conn, tenant, level, start, end))
+            .await
+    }
+
+    async fn add_checkpoint(
+        &self,
+        tenant: &Tenant,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        let (tenant, checkpoint) = (tenant.id, checkpoint.clone());
+        self.read(move |conn| tree::add_checkpoint(conn, tenant, &checkpoint))
+            .await
+    }
+
+    async fn latest_checkpoint(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let tenant = tenant.id;
+        self.read(move |conn| tree::checkpoint(conn, tenant, None))
+            .await
+    }
+
+    async fn checkpoint(
+        &self,
+        tenant: &Tenant,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let tenant = tenant.id;
+        self.read(move |conn| tree::checkpoint(conn, tenant, Some(size)))
+            .await
+    }
+
+    async fn checkpoints(&self, tenant: &Tenant) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let tenant = tenant.id;
+        self.read(move |conn| tree::checkpoints(conn, tenant)).await
     }
 
     fn writer_metrics(&self) -> WriterMetrics {

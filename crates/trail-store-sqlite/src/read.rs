@@ -230,22 +230,31 @@ impl<'c> Matches<'c> {
 const RECORD_COLUMNS: &str = "r.seq, r.envelope, r.leaf_hash, r.has_content, c.salt, c.body";
 
 fn record_from_row(row: &Row<'_>) -> rusqlite::Result<StoredRecord> {
+    // Bytes are read whether the column holds a blob or text, so that a
+    // record edited behind trail's back still reads, and verification can
+    // name it instead of failing on a type error.
+    let bytes = |index: usize| -> rusqlite::Result<Option<Vec<u8>>> {
+        let value = row.get_ref(index)?;
+        Ok(match value {
+            rusqlite::types::ValueRef::Null => None,
+            other => Some(other.as_bytes().map(<[u8]>::to_vec).unwrap_or_default()),
+        })
+    };
     let seq: i64 = row.get(0)?;
-    let leaf: Vec<u8> = row.get(2)?;
     let has_content: bool = row.get(3)?;
-    let salt: Option<Vec<u8>> = row.get(4)?;
-    let body: Option<Vec<u8>> = row.get(5)?;
-    let leaf_hash: [u8; 32] = leaf.try_into().map_err(|_| {
-        rusqlite::Error::InvalidColumnType(2, "leaf_hash".into(), rusqlite::types::Type::Blob)
-    })?;
-    let content_salt = salt.and_then(|salt| <[u8; 32]>::try_from(salt).ok());
+    let body = bytes(5)?;
+    // A leaf hash of the wrong size reads as zeros: it then fails
+    // verification at this seq, as any changed leaf hash does.
+    let leaf_hash: [u8; 32] = bytes(2)?
+        .and_then(|leaf| leaf.try_into().ok())
+        .unwrap_or([0; 32]);
     Ok(StoredRecord {
         seq: seq as u64,
-        envelope: row.get(1)?,
+        envelope: bytes(1)?.unwrap_or_default(),
         leaf_hash,
         content_erased: has_content && body.is_none(),
         content: body,
-        content_salt,
+        content_salt: bytes(4)?.and_then(|salt| <[u8; 32]>::try_from(salt).ok()),
     })
 }
 

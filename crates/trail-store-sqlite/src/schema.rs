@@ -16,11 +16,16 @@
 //!   seqs delta-encoded, keyed by segment first so each commit writes into
 //!   one small region (see `postings.rs`); `dim` is a small integer from the
 //!   `dims` dictionary (one row per distinct (tenant, kind, value)).
+//! - `tree_nodes` holds every complete subtree hash of each tenant's Merkle
+//!   tree at level 1 and up (level 0, the leaf hashes, are in `records`),
+//!   written in the same transaction as the leaves; `checkpoints` keeps
+//!   every signed checkpoint. Both are append-only.
 //! - `rollups` holds per-hour counts and duration histograms per (type,
 //!   status, name): derived data, updated in place, read by stats.
 //! - `content` holds the erasable part (salt and JCS content) apart from the
 //!   envelope, so erasure never touches a leaf.
-//! - Triggers abort UPDATE and DELETE on records, postings and content.
+//! - Triggers abort UPDATE and DELETE on records, postings, content, tree
+//!   nodes and checkpoints.
 
 use rusqlite::Connection;
 use trail_store::StoreError;
@@ -81,6 +86,21 @@ CREATE TABLE postings (
     seqs      BLOB NOT NULL,
     PRIMARY KEY (tenant_id, segment, dim, first_seq)
 ) WITHOUT ROWID;
+CREATE TABLE tree_nodes (
+    tenant_id INTEGER NOT NULL,
+    level     INTEGER NOT NULL,
+    idx       INTEGER NOT NULL,
+    hash      BLOB NOT NULL CHECK (length(hash) = 32),
+    PRIMARY KEY (tenant_id, level, idx)
+) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+    tenant_id  INTEGER NOT NULL,
+    size       INTEGER NOT NULL,
+    root       BLOB NOT NULL CHECK (length(root) = 32),
+    note       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, size)
+) WITHOUT ROWID;
 CREATE TABLE rollups (
     tenant_id INTEGER NOT NULL,
     hour      INTEGER NOT NULL,
@@ -104,6 +124,14 @@ CREATE TRIGGER postings_append_only_update BEFORE UPDATE ON postings
 BEGIN SELECT RAISE(ABORT, 'trail: postings are append-only'); END;
 CREATE TRIGGER postings_append_only_delete BEFORE DELETE ON postings
 BEGIN SELECT RAISE(ABORT, 'trail: postings are append-only'); END;
+CREATE TRIGGER tree_nodes_append_only_update BEFORE UPDATE ON tree_nodes
+BEGIN SELECT RAISE(ABORT, 'trail: tree nodes are append-only'); END;
+CREATE TRIGGER tree_nodes_append_only_delete BEFORE DELETE ON tree_nodes
+BEGIN SELECT RAISE(ABORT, 'trail: tree nodes are append-only'); END;
+CREATE TRIGGER checkpoints_append_only_update BEFORE UPDATE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'trail: checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_append_only_delete BEFORE DELETE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'trail: checkpoints are append-only'); END;
 CREATE TRIGGER content_append_only_update BEFORE UPDATE ON content
 BEGIN SELECT RAISE(ABORT, 'trail: content is append-only'); END;
 CREATE TRIGGER content_append_only_delete BEFORE DELETE ON content

@@ -79,6 +79,63 @@ pub trait Store: Send + Sync + 'static {
         settings: &TenantSettings,
     ) -> Result<(), StoreError>;
 
+    /// Every tenant.
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+
+    /// The Merkle root of the tenant's log at `size` (at most the log size).
+    async fn root(&self, tenant: &Tenant, size: u64) -> Result<[u8; 32], StoreError>;
+
+    /// RFC 9162 inclusion proof of leaf `seq` in the tree of `size`.
+    async fn inclusion_proof(
+        &self,
+        tenant: &Tenant,
+        seq: u64,
+        size: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError>;
+
+    /// RFC 9162 consistency proof between tree sizes `from` and `to`.
+    async fn consistency_proof(
+        &self,
+        tenant: &Tenant,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError>;
+
+    /// Stored complete-subtree hashes of one level with index in
+    /// `[start, end)`, in index order (level 0: the leaf hashes).
+    async fn tree_nodes(
+        &self,
+        tenant: &Tenant,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, [u8; 32])>, StoreError>;
+
+    /// Keeps a signed checkpoint. Refused (`Conflict`) when its root is not
+    /// the log's root at that size, or when it is older than the newest kept
+    /// one; keeping the same checkpoint twice is a no-op.
+    async fn add_checkpoint(
+        &self,
+        tenant: &Tenant,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<(), StoreError>;
+
+    /// The newest kept checkpoint.
+    async fn latest_checkpoint(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// The kept checkpoint of exactly `size`.
+    async fn checkpoint(
+        &self,
+        tenant: &Tenant,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// Every kept checkpoint, oldest first.
+    async fn checkpoints(&self, tenant: &Tenant) -> Result<Vec<StoredCheckpoint>, StoreError>;
+
     /// Counters of the ingest writer, for `/metrics`.
     fn writer_metrics(&self) -> writer::WriterMetrics;
 

@@ -286,3 +286,16 @@ mod hex32 {
         serializer.serialize_str(&hex::encode(bytes))
     }
 }
+
+/// A signed checkpoint (C2SP tlog-checkpoint) as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size it commits to.
+    pub size: u64,
+    /// Merkle root at that size.
+    pub root: [u8; 32],
+    /// The whole signed note text.
+    pub note: String,
+    /// When it was cut, unix microseconds.
+    pub created_at: i64,
+}

@@ -257,7 +257,19 @@ pub async fn detail(
         .content_salt
         .filter(|_| record.content.is_some())
         .map(|salt| base64::engine::general_purpose::STANDARD.encode(salt));
+    // An inclusion proof to the newest checkpoint (cut now if the record is
+    // newer than every kept one).
+    let checkpoint = state.signer.cut(&*state.store, &caller.tenant).await?;
+    let proof = state
+        .store
+        .inclusion_proof(&caller.tenant, record.seq, checkpoint.size)
+        .await?;
     Ok(Json(json!({
+        "proof": {
+            "tree_size": checkpoint.size,
+            "hashes": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+            "checkpoint": checkpoint.note,
+        },
         "seq": record.seq,
         "leaf_hash": hex::encode(record.leaf_hash),
         "envelope": envelope,

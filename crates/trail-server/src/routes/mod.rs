@@ -2,7 +2,9 @@
 //! (request timeout, status counting).
 
 mod events;
+mod export;
 mod keys;
+mod log;
 pub use keys::key_json;
 mod ops;
 mod settings;
@@ -24,6 +26,11 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         .route("/v1/events", get(events::list).post(events::ingest))
         .route("/v1/events/{id}", get(events::detail))
         .route("/v1/stats", get(stats::stats))
+        .route("/v1/log", get(log::log))
+        .route("/v1/checkpoint", get(log::checkpoint))
+        .route("/v1/proof/inclusion", get(log::inclusion))
+        .route("/v1/proof/consistency", get(log::consistency))
+        .route("/v1/export", get(export::export))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{key_id}", delete(keys::revoke))
         .route("/v1/settings", get(settings::show).put(settings::update))

@@ -1,0 +1,476 @@
+//! `trail verify`: checks a log against its signed checkpoints, from a
+//! running server (`--url --key`), straight from a store (`--data-dir`), or
+//! from an export bundle with nothing but a verifier key (`--bundle FILE
+//! --vkey VKEY`). Exit 0 when everything verifies, 1 naming the first bad
+//! seq and what is wrong, 2 on usage errors.
+//!
+//! The checks themselves are `trail_core::verify::LogVerifier`'s; from a
+//! store, every subtree hash the records complete is also compared with the
+//! stored one, so proofs served later are checked too.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, IsTerminal};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context};
+use base64::Engine;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use trail_core::hashing::leaf_hash;
+use trail_core::merkle::Hash;
+use trail_core::note::Verifier;
+use trail_core::verify::{LogError, LogVerifier, VerifySummary};
+use trail_store::{EventQuery, Order, ReadScope, Store};
+
+use crate::log_key::LogKeyArgs;
+use crate::store_arg::StoreArgs;
+use crate::UsageError;
+
+/// Flags of `trail verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Verify an export bundle offline (needs --vkey).
+    #[arg(long, conflicts_with_all = ["url"])]
+    bundle: Option<PathBuf>,
+    /// A trusted verifier key (repeat for rotated keys).
+    #[arg(long)]
+    vkey: Vec<String>,
+    /// Verify through a running server's export.
+    #[arg(long, requires = "key")]
+    url: Option<String>,
+    /// API key for --url (read or admin, not user-bound).
+    #[arg(long, env = "TRAIL_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Verify a store directly (the default when neither --bundle nor --url).
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    log_key: LogKeyArgs,
+    /// Only this tenant (store mode).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Print one JSON object per tenant.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A failed verification: exit 1.
+#[derive(Debug)]
+pub struct VerifyFailed(pub String);
+
+impl std::fmt::Display for VerifyFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for VerifyFailed {}
+
+fn verifiers(vkeys: &[String]) -> anyhow::Result<Vec<Verifier>> {
+    vkeys
+        .iter()
+        .map(|vkey| {
+            Verifier::parse_vkey(vkey)
+                .map_err(|e| UsageError(format!("--vkey {vkey:?}: {e}")).into())
+        })
+        .collect()
+}
+
+/// Runs `trail verify`.
+pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.bundle {
+        if args.vkey.is_empty() {
+            return Err(UsageError("--bundle needs --vkey (the log's verifier key)".into()).into());
+        }
+        let trusted = verifiers(&args.vkey)?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let report = verify_bundle(
+            || Ok(BufReader::new(std::fs::File::open(path)?)),
+            file.metadata()?.len(),
+            trusted,
+        )?;
+        return finish(&args, vec![report]);
+    }
+    if let Some(url) = &args.url {
+        let key = args.key.clone().unwrap_or_default();
+        let api = crate::client::Client::new(url, &key)?;
+        let log = api.call(reqwest::Method::GET, "/v1/log", &[], None).await?;
+        let client = api.http();
+        let mut vkeys = args.vkey.clone();
+        if vkeys.is_empty() {
+            let vkey = log["vkey"]
+                .as_str()
+                .ok_or_else(|| anyhow!("the server sent no vkey"))?;
+            eprintln!("trail verify: trusting the server's own vkey {vkey}; pin it with --vkey");
+            vkeys.push(vkey.to_owned());
+        }
+        let response = client
+            .get(format!("{}/v1/export", api.base()))
+            .bearer_auth(&key)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.bytes().await?;
+            return Err(crate::client::problem(status, &body));
+        }
+        let bytes = response.bytes().await?;
+        let trusted = verifiers(&vkeys)?;
+        let report = verify_bundle(
+            || Ok(BufReader::new(std::io::Cursor::new(bytes.clone()))),
+            bytes.len() as u64,
+            trusted,
+        )?;
+        return finish(&args, vec![report]);
+    }
+    let store = args.store.open()?;
+    let key = args.log_key.load_or_create(&args.store.data_dir)?;
+    let mut vkeys = args.vkey.clone();
+    vkeys.push(key.verifier().to_vkey());
+    let trusted = verifiers(&vkeys)?;
+    let mut reports = Vec::new();
+    for tenant in store.tenants().await? {
+        if args
+            .tenant
+            .as_ref()
+            .is_some_and(|only| *only != tenant.name)
+        {
+            continue;
+        }
+        let origin = format!("{}/{}", key.name(), tenant.name);
+        reports.push(verify_store(&*store, &tenant, &origin, trusted.clone()).await?);
+    }
+    store.shutdown().await;
+    finish(&args, reports)
+}
+
+/// The outcome for one log.
+struct Report {
+    tenant: String,
+    outcome: Result<VerifySummary, LogError>,
+    size: u64,
+}
+
+fn finish(args: &VerifyArgs, reports: Vec<Report>) -> anyhow::Result<()> {
+    let mut failed = None;
+    for report in &reports {
+        match &report.outcome {
+            Ok(summary) => {
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"tenant": report.tenant, "ok": true, "records": summary.records,
+                            "checkpoints": summary.checkpoints, "with_content": summary.with_content,
+                            "content_absent": summary.content_absent})
+                    );
+                } else {
+                    println!(
+                        "tenant {}: verified {} records against {} signed checkpoints ({} with content checked, {} whose content is gone)",
+                        report.tenant, summary.records, summary.checkpoints, summary.with_content, summary.content_absent
+                    );
+                }
+            }
+            Err(error) => {
+                let seq = error.first_bad_seq();
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"tenant": report.tenant, "ok": false, "first_bad_seq": seq, "error": error.to_string(), "records_read": report.size})
+                    );
+                } else {
+                    println!("tenant {}: FAILED: {error}", report.tenant);
+                }
+                failed.get_or_insert_with(|| match seq {
+                    Some(seq) => format!("tenant {}: first bad seq {seq}: {error}", report.tenant),
+                    None => format!("tenant {}: {error}", report.tenant),
+                });
+            }
+        }
+    }
+    match failed {
+        Some(message) => Err(VerifyFailed(message).into()),
+        None => Ok(()),
+    }
+}
+
+fn progress(total: u64) -> ProgressBar {
+    if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    }
+}
+
+/// Verifies one tenant's log straight from the store.
+async fn verify_store(
+    store: &dyn Store,
+    tenant: &trail_store::Tenant,
+    origin: &str,
+    trusted: Vec<Verifier>,
+) -> anyhow::Result<Report> {
+    let size = store.log_size(tenant).await?;
+    let bar = progress(size);
+    let mut verifier = LogVerifier::new(&tenant.name, origin, trusted);
+    let report = |outcome, size| Report {
+        tenant: tenant.name.clone(),
+        outcome,
+        size,
+    };
+    for checkpoint in store.checkpoints(tenant).await? {
+        if let Err(error) = verifier.expect_checkpoint(&checkpoint.note) {
+            return Ok(report(Err(error), 0));
+        }
+        let signed_root = trail_core::note::parse_note(&checkpoint.note)
+            .ok()
+            .and_then(|note| trail_core::checkpoint::Checkpoint::parse_body(&note.text).ok())
+            .map(|body| body.root);
+        if signed_root != Some(checkpoint.root) {
+            return Ok(report(
+                Err(LogError::Checkpoint {
+                    size: checkpoint.size,
+                    first_bad: 0,
+                    what: "the stored root column differs from the signed note".into(),
+                }),
+                0,
+            ));
+        }
+    }
+    let scope = ReadScope {
+        tenant: tenant.clone(),
+        bound_user: None,
+    };
+    let mut after = None;
+    loop {
+        let page = store
+            .query(
+                &scope,
+                &EventQuery {
+                    order: Order::Asc,
+                    limit: 1000,
+                    after_seq: after,
+                    ..EventQuery::default()
+                },
+            )
+            .await?;
+        let mut completed: HashMap<(u8, u64), Hash> = HashMap::new();
+        for record in &page.records {
+            let content = match (&record.content, &record.content_salt) {
+                (Some(content), Some(salt)) => Some((content.as_slice(), salt)),
+                _ => None,
+            };
+            match verifier.record(record.seq, &record.envelope, &record.leaf_hash, content) {
+                Ok(nodes) => completed.extend(nodes.into_iter().map(|(l, i, h)| ((l, i), h))),
+                Err(error) => return Ok(report(Err(error), verifier.size())),
+            }
+        }
+        if let Some(error) = compare_nodes(store, tenant, &completed).await? {
+            return Ok(report(Err(error), verifier.size()));
+        }
+        bar.inc(page.records.len() as u64);
+        match page.next_cursor {
+            Some(seq) => after = Some(seq),
+            None => break,
+        }
+    }
+    bar.finish_and_clear();
+    let read = verifier.size();
+    Ok(report(verifier.finish(), read))
+}
+
+/// Compares recomputed subtree hashes with the stored ones.
+async fn compare_nodes(
+    store: &dyn Store,
+    tenant: &trail_store::Tenant,
+    completed: &HashMap<(u8, u64), Hash>,
+) -> anyhow::Result<Option<LogError>> {
+    let mut by_level: HashMap<u8, (u64, u64)> = HashMap::new();
+    for &(level, index) in completed.keys() {
+        let range = by_level.entry(level).or_insert((index, index));
+        range.0 = range.0.min(index);
+        range.1 = range.1.max(index);
+    }
+    let mut first: Option<LogError> = None;
+    for (level, (start, end)) in by_level {
+        let stored: HashMap<u64, Hash> = store
+            .tree_nodes(tenant, level, start, end + 1)
+            .await?
+            .into_iter()
+            .collect();
+        for index in start..=end {
+            let Some(expected) = completed.get(&(level, index)) else {
+                continue;
+            };
+            if stored.get(&index) != Some(expected) {
+                let seq = index << level;
+                let error = LogError::Record {
+                    seq,
+                    what: format!("the stored subtree hash (level {level}, index {index}) is missing or differs from the records"),
+                };
+                if first
+                    .as_ref()
+                    .and_then(LogError::first_bad_seq)
+                    .is_none_or(|s| seq < s)
+                {
+                    first = Some(error);
+                }
+            }
+        }
+    }
+    Ok(first)
+}
+
+/// One line of a bundle.
+#[derive(Deserialize)]
+struct Line<'a> {
+    kind: &'a str,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    leaf_hash: Option<&'a str>,
+    #[serde(default, borrow)]
+    envelope: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(default)]
+    content_salt: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    origin: Option<String>,
+    #[serde(default)]
+    tenant_id: Option<String>,
+}
+
+/// The canonical bytes of embedded JSON: the text itself when it is already
+/// canonical (as trail writes it), else its JCS re-encoding.
+fn canonical(raw: &RawValue) -> anyhow::Result<Vec<u8>> {
+    let value: serde_json::Value = serde_json::from_str(raw.get())?;
+    let encoded = trail_core::jcs::to_vec(&value)?;
+    Ok(encoded)
+}
+
+fn parse_hash(text: &str) -> Option<Hash> {
+    let bytes = hex::decode(text).ok()?;
+    bytes.try_into().ok()
+}
+
+/// Verifies a bundle; `open` reopens it (it is read twice: checkpoints
+/// first, then records).
+fn verify_bundle<R: BufRead>(
+    open: impl Fn() -> std::io::Result<R>,
+    bytes: u64,
+    trusted: Vec<Verifier>,
+) -> anyhow::Result<Report> {
+    let mut origin = None;
+    let mut tenant = None;
+    let mut notes = Vec::new();
+    for (number, line) in open()?.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Line<'_> = serde_json::from_str(&line).map_err(|e| {
+            VerifyFailed(format!(
+                "bundle line {}: not a bundle line: {e}",
+                number + 1
+            ))
+        })?;
+        match parsed.kind {
+            "log" if number == 0 => {
+                origin = parsed.origin.clone();
+                tenant = parsed.tenant_id.clone();
+            }
+            "checkpoint" => notes.push(parsed.note.unwrap_or_default()),
+            "record" => {}
+            other => {
+                return Err(VerifyFailed(format!(
+                    "bundle line {}: unexpected kind {other:?}",
+                    number + 1
+                ))
+                .into())
+            }
+        }
+    }
+    let origin =
+        origin.ok_or_else(|| VerifyFailed("the bundle does not start with a log line".into()))?;
+    let tenant = tenant.unwrap_or_else(|| origin.rsplit('/').next().unwrap_or_default().to_owned());
+    let mut verifier = LogVerifier::new(&tenant, &origin, trusted);
+    let report = |outcome, size| Report {
+        tenant: tenant.clone(),
+        outcome,
+        size,
+    };
+    if notes.is_empty() {
+        return Err(VerifyFailed("the bundle holds no checkpoint".into()).into());
+    }
+    for note in &notes {
+        if let Err(error) = verifier.expect_checkpoint(note) {
+            return Ok(report(Err(error), 0));
+        }
+    }
+    let bar = progress(bytes);
+    for line in open()?.lines() {
+        let line = line?;
+        bar.inc(line.len() as u64 + 1);
+        let Ok(parsed) = serde_json::from_str::<Line<'_>>(&line) else {
+            continue;
+        };
+        if parsed.kind != "record" {
+            continue;
+        }
+        let seq = parsed.seq.unwrap_or(u64::MAX);
+        let bad = |what: &str| LogError::Record {
+            seq: verifier.size(),
+            what: what.to_owned(),
+        };
+        let (Some(envelope), Some(stored)) =
+            (parsed.envelope, parsed.leaf_hash.and_then(parse_hash))
+        else {
+            return Ok(report(
+                Err(bad("the line lacks an envelope or a 64-hex leaf_hash")),
+                verifier.size(),
+            ));
+        };
+        let raw = envelope.get().as_bytes();
+        let envelope_bytes = if leaf_hash(raw) == stored {
+            raw.to_vec()
+        } else {
+            canonical(envelope)?
+        };
+        let content = match (
+            parsed.content.filter(|c| c.get() != "null"),
+            &parsed.content_salt,
+        ) {
+            (Some(content), Some(salt)) => {
+                let salt: [u8; 32] = base64::engine::general_purpose::STANDARD
+                    .decode(salt)
+                    .ok()
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| anyhow!("seq {seq}: content_salt is not 32 bytes of base64"))?;
+                Some((canonical(content)?, salt))
+            }
+            (Some(_), None) => {
+                return Ok(report(
+                    Err(bad("content without content_salt")),
+                    verifier.size(),
+                ))
+            }
+            _ => None,
+        };
+        let content_ref = content.as_ref().map(|(c, s)| (c.as_slice(), s));
+        if let Err(error) = verifier.record(seq, &envelope_bytes, &stored, content_ref) {
+            return Ok(report(Err(error), verifier.size()));
+        }
+    }
+    bar.finish_and_clear();
+    let read = verifier.size();
+    Ok(report(verifier.finish(), read))
+}

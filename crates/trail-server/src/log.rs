@@ -1,0 +1,109 @@
+//! [`LogSigner`]: the server's log key and the cutting of signed
+//! checkpoints (C2SP tlog-checkpoint notes signed with Ed25519).
+//!
+//! Every tenant has its own log, whose origin is `<origin prefix>/<tenant>`;
+//! one key, named by the origin prefix, signs them all, so one vkey verifies
+//! every tenant's checkpoints. A checkpoint is cut when asked for and by the
+//! background [`run_checkpointer`] within a second of a log growing; the
+//! store refuses any checkpoint that is not the log's root at its size or
+//! that is older than the newest kept one, so kept checkpoints never
+//! regress and are always consistent.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use trail_core::checkpoint::{sign_checkpoint, Checkpoint};
+use trail_core::note::SigningKey;
+use trail_store::{Store, StoreError, StoredCheckpoint, Tenant};
+
+/// The log key and origin prefix.
+pub struct LogSigner {
+    key: SigningKey,
+    origin_prefix: String,
+}
+
+impl LogSigner {
+    /// A signer whose key is named by `origin_prefix` (the key's own name).
+    pub fn new(key: SigningKey) -> LogSigner {
+        let origin_prefix = key.name().to_owned();
+        LogSigner { key, origin_prefix }
+    }
+
+    /// The origin line of a tenant's log.
+    pub fn origin(&self, tenant: &Tenant) -> String {
+        format!("{}/{}", self.origin_prefix, tenant.name)
+    }
+
+    /// The C2SP verifier key of the log key.
+    pub fn vkey(&self) -> String {
+        self.key.verifier().to_vkey()
+    }
+
+    /// A checkpoint covering the whole log right now: the newest kept one
+    /// when the log has not grown since, else a new one, signed and kept.
+    pub async fn cut(
+        &self,
+        store: &dyn Store,
+        tenant: &Tenant,
+    ) -> Result<StoredCheckpoint, StoreError> {
+        let size = store.log_size(tenant).await?;
+        if let Some(latest) = store.latest_checkpoint(tenant).await? {
+            if latest.size >= size {
+                return Ok(latest);
+            }
+        }
+        let root = store.root(tenant, size).await?;
+        let checkpoint = Checkpoint {
+            origin: self.origin(tenant),
+            size,
+            root,
+            extensions: Vec::new(),
+        };
+        let note = sign_checkpoint(&checkpoint, &self.key)
+            .map_err(|error| StoreError::Backend(format!("signing a checkpoint: {error}")))?;
+        let stored = StoredCheckpoint {
+            size,
+            root,
+            note,
+            created_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0),
+        };
+        match store.add_checkpoint(tenant, &stored).await {
+            Ok(()) => Ok(stored),
+            // Another cutter got there first with a newer one: use it.
+            Err(StoreError::Conflict { .. }) => store
+                .latest_checkpoint(tenant)
+                .await?
+                .filter(|latest| latest.size >= size)
+                .ok_or_else(|| StoreError::Backend("checkpoint refused".into())),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Cuts a checkpoint for every tenant whose log grew.
+    pub async fn cut_all(&self, store: &dyn Store) -> Result<(), StoreError> {
+        for tenant in store.tenants().await? {
+            let size = store.log_size(&tenant).await?;
+            let latest = store.latest_checkpoint(&tenant).await?.map(|c| c.size);
+            if size > 0 && latest.is_none_or(|latest| latest < size) {
+                self.cut(store, &tenant).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Cuts checkpoints once a second while logs grow, until the task is
+/// aborted.
+pub async fn run_checkpointer(signer: Arc<LogSigner>, store: Arc<dyn Store>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(error) = signer.cut_all(&*store).await {
+            tracing::warn!(%error, "cutting checkpoints failed");
+        }
+    }
+}
