@@ -56,6 +56,9 @@ pub struct VerifyArgs {
     json: bool,
 }
 
+/// Records read per store page.
+const PAGE: u32 = 1000;
+
 /// A failed verification: exit 1.
 #[derive(Debug)]
 pub struct VerifyFailed(pub String);
@@ -141,7 +144,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
             continue;
         }
         let origin = format!("{}/{}", key.name(), tenant.name);
-        reports.push(verify_store(&*store, &tenant, &origin, trusted.clone()).await?);
+        reports.push(verify_store(&store, &tenant, &origin, trusted.clone()).await?);
     }
     store.shutdown().await;
     finish(&args, reports)
@@ -211,7 +214,7 @@ fn progress(total: u64) -> ProgressBar {
 
 /// Verifies one tenant's log straight from the store.
 async fn verify_store(
-    store: &dyn Store,
+    store: &std::sync::Arc<dyn Store>,
     tenant: &trail_store::Tenant,
     origin: &str,
     trusted: Vec<Verifier>,
@@ -247,19 +250,26 @@ async fn verify_store(
         tenant: tenant.clone(),
         bound_user: None,
     };
-    let mut after = None;
-    loop {
-        let page = store
-            .query(
-                &scope,
-                &EventQuery {
-                    order: Order::Asc,
-                    limit: 1000,
-                    after_seq: after,
-                    ..EventQuery::default()
-                },
-            )
-            .await?;
+    // The next page is read (on the store's blocking pool) while this one
+    // is hashed, so reading and hashing overlap on two cores.
+    let fetch = |after: Option<u64>| {
+        let (store, scope) = (std::sync::Arc::clone(store), scope.clone());
+        tokio::spawn(async move {
+            let query = EventQuery {
+                order: Order::Asc,
+                limit: PAGE,
+                after_seq: after,
+                ..EventQuery::default()
+            };
+            store.query(&scope, &query).await
+        })
+    };
+    let mut next = Some(fetch(None));
+    while let Some(pending) = next.take() {
+        let page = pending.await.context("reading records")??;
+        if let Some(seq) = page.next_cursor {
+            next = Some(fetch(Some(seq)));
+        }
         let mut completed: HashMap<(u8, u64), Hash> = HashMap::new();
         for record in &page.records {
             let content = match (&record.content, &record.content_salt) {
@@ -271,14 +281,10 @@ async fn verify_store(
                 Err(error) => return Ok(report(Err(error), verifier.size())),
             }
         }
-        if let Some(error) = compare_nodes(store, tenant, &completed).await? {
+        if let Some(error) = compare_nodes(&**store, tenant, &completed).await? {
             return Ok(report(Err(error), verifier.size()));
         }
         bar.inc(page.records.len() as u64);
-        match page.next_cursor {
-            Some(seq) => after = Some(seq),
-            None => break,
-        }
     }
     bar.finish_and_clear();
     let read = verifier.size();
