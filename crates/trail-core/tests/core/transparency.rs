@@ -10,7 +10,6 @@
 //! `testdata/README.md`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -27,19 +26,7 @@ use trail_core::note::{
     open_note, parse_note, sign_note, NoteError, SigningKey, Verifier, MAX_SIGNATURES,
 };
 
-fn load(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name);
-    let text = std::fs::read_to_string(&path).expect("read test vector file");
-    serde_json::from_str(&text).expect("test vector file is JSON")
-}
-
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("missing string {key}"))
-}
+use crate::{load, s};
 
 fn u(v: &Value, key: &str) -> u64 {
     v[key]

@@ -2,25 +2,11 @@
 //! vector, the RFC 6962 leaf hashes, plus property tests that canonical
 //! output re-parses to the same value and is a fixed point.
 
-use std::path::PathBuf;
-
 use proptest::prelude::*;
 use serde_json::Value;
 use trail_core::{hashing, jcs};
 
-fn load(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name);
-    let text = std::fs::read_to_string(&path).expect("read test vector file");
-    serde_json::from_str(&text).expect("test vector file is JSON")
-}
-
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("missing string {key}"))
-}
+use crate::{load, s};
 
 #[test]
 fn jcs_cases_are_byte_exact() {
