@@ -82,6 +82,21 @@ impl LogSigner {
         }
     }
 
+    /// The newest kept checkpoint when it covers at least `size` records,
+    /// else a newly cut one (so proofs of new records do not wait for the
+    /// background cutter, and old records do not cause new checkpoints).
+    pub async fn covering(
+        &self,
+        store: &dyn Store,
+        tenant: &Tenant,
+        size: u64,
+    ) -> Result<StoredCheckpoint, StoreError> {
+        match store.latest_checkpoint(tenant).await? {
+            Some(latest) if latest.size >= size => Ok(latest),
+            _ => self.cut(store, tenant).await,
+        }
+    }
+
     /// Cuts a checkpoint for every tenant whose log grew.
     pub async fn cut_all(&self, store: &dyn Store) -> Result<(), StoreError> {
         for tenant in store.tenants().await? {

@@ -259,7 +259,10 @@ pub async fn detail(
         .map(|salt| base64::engine::general_purpose::STANDARD.encode(salt));
     // An inclusion proof to the newest checkpoint (cut now if the record is
     // newer than every kept one).
-    let checkpoint = state.signer.cut(&*state.store, &caller.tenant).await?;
+    let checkpoint = state
+        .signer
+        .covering(&*state.store, &caller.tenant, record.seq + 1)
+        .await?;
     let proof = state
         .store
         .inclusion_proof(&caller.tenant, record.seq, checkpoint.size)

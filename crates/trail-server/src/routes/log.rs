@@ -54,8 +54,8 @@ pub async fn checkpoint(
     ))
 }
 
-/// `GET /v1/proof/inclusion?seq=S[&size=N]`; `size` defaults to the latest
-/// checkpoint (cut on demand).
+/// `GET /v1/proof/inclusion?seq=S[&size=N]`; `size` defaults to the newest
+/// checkpoint (cut first when it does not cover `seq`).
 pub async fn inclusion(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -67,7 +67,13 @@ pub async fn inclusion(
     let seq = numbers["seq"];
     let size = match numbers.get("size") {
         Some(size) => *size,
-        None => state.signer.cut(&*state.store, &caller.tenant).await?.size,
+        None => {
+            state
+                .signer
+                .covering(&*state.store, &caller.tenant, seq + 1)
+                .await?
+                .size
+        }
     };
     if seq >= size {
         return Err(ApiError::bad_field(
