@@ -74,13 +74,13 @@ fn proof_error<E: std::fmt::Display>(error: E) -> StoreError {
     }
 }
 
-/// Checks `size` against the log.
-fn check_size(conn: &Connection, tenant: i64, size: u64) -> Result<(), StoreError> {
+/// Checks a tree size against the log; `field` names the parameter.
+fn check_size(conn: &Connection, tenant: i64, size: u64, field: &str) -> Result<(), StoreError> {
     let log = crate::read::log_size(conn, tenant)?;
     if size > log {
         return Err(StoreError::Invalid {
-            field: "size".into(),
-            message: format!("the log holds {log} records; size {size} is beyond it"),
+            field: field.into(),
+            message: format!("the log holds {log} records; {field} {size} is beyond it"),
         });
     }
     Ok(())
@@ -88,7 +88,7 @@ fn check_size(conn: &Connection, tenant: i64, size: u64) -> Result<(), StoreErro
 
 /// The root at `size`.
 pub fn root(conn: &Connection, tenant: i64, size: u64) -> Result<Hash, StoreError> {
-    check_size(conn, tenant, size)?;
+    check_size(conn, tenant, size, "size")?;
     merkle::root_from_nodes(size, |level, index| node(conn, tenant, level, index)).map_err(
         |error| match error {
             merkle::ProofError::Node { source, .. } => source,
@@ -104,7 +104,7 @@ pub fn inclusion_proof(
     seq: u64,
     size: u64,
 ) -> Result<Vec<Hash>, StoreError> {
-    check_size(conn, tenant, size)?;
+    check_size(conn, tenant, size, "size")?;
     if seq >= size {
         return Err(StoreError::Invalid {
             field: "seq".into(),
@@ -126,7 +126,7 @@ pub fn consistency_proof(
     from: u64,
     to: u64,
 ) -> Result<Vec<Hash>, StoreError> {
-    check_size(conn, tenant, to)?;
+    check_size(conn, tenant, to, "to")?;
     if from == 0 || from > to {
         return Err(StoreError::Invalid {
             field: "from".into(),

@@ -296,7 +296,11 @@ fn make_inclusion(m: usize, leaves: &[Hash]) -> Vec<Hash> {
 fn make_consistency(m: usize, leaves: &[Hash], whole: bool) -> Vec<Hash> {
     let n = leaves.len();
     if m == n {
-        return if whole { Vec::new() } else { vec![root(leaves)] };
+        return if whole {
+            Vec::new()
+        } else {
+            vec![root(leaves)]
+        };
     }
     let k = split(n);
     if m <= k {
@@ -362,11 +366,14 @@ pub fn vkey_text(name: &str, public: &[u8; 32]) -> String {
 
 /// Parses a vkey, checking its key id against its name and key.
 pub fn parse_vkey(text: &str) -> Result<Vkey, String> {
-    let mut parts = text.rsplitn(3, '+');
-    let (Some(b64), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+    // A key name never holds '+'; the base64 key may.
+    let mut parts = text.splitn(3, '+');
+    let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(format!("{text:?} is not name+id+key"));
     };
-    let payload = B64.decode(b64).map_err(|e| format!("key not base64: {e}"))?;
+    let payload = B64
+        .decode(b64)
+        .map_err(|e| format!("key not base64: {e}"))?;
     if payload.len() != 33 || payload[0] != 1 {
         return Err("not an Ed25519 key (0x01 || 32 bytes)".into());
     }
@@ -390,8 +397,9 @@ pub fn vkey_of_private_key(line: &str) -> Result<String, String> {
         .trim()
         .strip_prefix("PRIVATE+KEY+")
         .ok_or("no PRIVATE+KEY+ prefix")?;
-    let mut parts = rest.rsplitn(3, '+');
-    let (Some(b64), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+    // A key name never holds '+'; the base64 key may.
+    let mut parts = rest.splitn(3, '+');
+    let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
         return Err("not name+id+key".into());
     };
     let payload = B64.decode(b64).map_err(|e| format!("not base64: {e}"))?;
@@ -540,7 +548,9 @@ pub fn verify_bundle(text: &str, vkey: &Vkey) -> Result<Bundle, String> {
                     return Err(bad("no envelope"));
                 }
                 let leaf = leaf_hash(jcs(envelope).as_bytes());
-                let stored = item["leaf_hash"].as_str().ok_or_else(|| bad("no leaf_hash"))?;
+                let stored = item["leaf_hash"]
+                    .as_str()
+                    .ok_or_else(|| bad("no leaf_hash"))?;
                 if hex::encode(leaf) != stored {
                     return Err(bad("leaf hash is not SHA-256(0x00 || JCS(envelope))"));
                 }
@@ -549,7 +559,11 @@ pub fn verify_bundle(text: &str, vkey: &Vkey) -> Result<Bundle, String> {
                 }
                 if !item["content"].is_null() {
                     let salt = B64
-                        .decode(item["content_salt"].as_str().ok_or_else(|| bad("no salt"))?)
+                        .decode(
+                            item["content_salt"]
+                                .as_str()
+                                .ok_or_else(|| bad("no salt"))?,
+                        )
                         .map_err(|e| bad(&format!("salt: {e}")))?;
                     if salt.len() != 32 {
                         return Err(bad("the salt is not 32 bytes"));
@@ -576,7 +590,10 @@ pub fn verify_bundle(text: &str, vkey: &Vkey) -> Result<Bundle, String> {
     }
     let n = bundle.leaves.len() as u64;
     if head["tree_size"] != json!(n) {
-        return Err(format!("{n} records but the log line says {}", head["tree_size"]));
+        return Err(format!(
+            "{n} records but the log line says {}",
+            head["tree_size"]
+        ));
     }
     for checkpoint in &bundle.checkpoints {
         if checkpoint.size > n {
@@ -688,9 +705,7 @@ fn jcs_encoder_follows_rfc_8785() {
 
 #[test]
 fn merkle_verifiers_accept_real_proofs_and_reject_altered_ones() {
-    let leaves: Vec<Hash> = (0u32..17)
-        .map(|i| leaf_hash(&i.to_be_bytes()))
-        .collect();
+    let leaves: Vec<Hash> = (0u32..17).map(|i| leaf_hash(&i.to_be_bytes())).collect();
     assert_eq!(root(&[]), sha256(&[]), "empty tree");
     assert_eq!(root(&leaves[..1]), leaves[0]);
     assert_eq!(
@@ -706,9 +721,20 @@ fn merkle_verifiers_accept_real_proofs_and_reject_altered_ones() {
                 verify_inclusion(m as u64, n as u64, &tree[m], &proof, &r),
                 "inclusion {m} in {n}"
             );
-            assert!(!verify_inclusion(m as u64, n as u64, &tree[m], &proof, &flipped(&r, m)));
-            assert!(!verify_inclusion(m as u64, n as u64, &flipped(&tree[m], 3), &proof, &r));
-            assert!(!verify_inclusion(m as u64, n as u64 + 1, &tree[m], &proof, &r));
+            assert!(!verify_inclusion(
+                m as u64,
+                n as u64,
+                &tree[m],
+                &proof,
+                &flipped(&r, m)
+            ));
+            assert!(!verify_inclusion(
+                m as u64,
+                n as u64,
+                &flipped(&tree[m], 3),
+                &proof,
+                &r
+            ));
             for i in 0..proof.len() {
                 let mut bad = proof.clone();
                 bad[i] = flipped(&bad[i], i);
@@ -722,8 +748,20 @@ fn merkle_verifiers_accept_real_proofs_and_reject_altered_ones() {
                 verify_consistency(m as u64, n as u64, &first, &r, &proof),
                 "consistency {m} -> {n}"
             );
-            assert!(!verify_consistency(m as u64, n as u64, &flipped(&first, 1), &r, &proof));
-            assert!(!verify_consistency(m as u64, n as u64, &first, &flipped(&r, 2), &proof));
+            assert!(!verify_consistency(
+                m as u64,
+                n as u64,
+                &flipped(&first, 1),
+                &r,
+                &proof
+            ));
+            assert!(!verify_consistency(
+                m as u64,
+                n as u64,
+                &first,
+                &flipped(&r, 2),
+                &proof
+            ));
             for i in 0..proof.len() {
                 let mut bad = proof.clone();
                 bad[i] = flipped(&bad[i], 7);
@@ -743,7 +781,7 @@ fn merkle_verifiers_accept_real_proofs_and_reject_altered_ones() {
 fn rich_event(round: usize, i: usize) -> Value {
     json!({
         "id": new_uuid(),
-        "type": if i % 2 == 0 { "llm_call" } else { "tool_call" },
+        "type": if i.is_multiple_of(2) { "llm_call" } else { "tool_call" },
         "name": format!("step-{round}-{i}"),
         "user_email": format!("user{round}{i}@example.com"),
         "duration_ms": 10 * i + round,
@@ -797,7 +835,11 @@ fn independent_verifier_accepts_the_live_log() {
     assert_eq!(bundle.with_content as u64, n, "every event carried content");
     let kept: Vec<u64> = bundle.checkpoints.iter().map(|c| c.size).collect();
     for c in &rounds {
-        assert!(kept.contains(&c.size), "checkpoint {} not kept: {kept:?}", c.size);
+        assert!(
+            kept.contains(&c.size),
+            "checkpoint {} not kept: {kept:?}",
+            c.size
+        );
     }
 
     // The latest checkpoint.
@@ -805,13 +847,22 @@ fn independent_verifier_accepts_the_live_log() {
     assert_eq!(latest.origin, "trail.local/default");
     assert_eq!(latest.size, n);
     assert_eq!(latest.root, root(&bundle.leaves));
+    assert_eq!(
+        bundle.notes.last(),
+        Some(&latest_note),
+        "the export's last checkpoint is the latest one"
+    );
 
     // Every kept checkpoint by size, and consistency between every pair.
     let mut by_size: Vec<Checkpoint> = Vec::new();
     for (checkpoint, note) in bundle.checkpoints.iter().zip(&bundle.notes) {
         let (fetched, fetched_note) = fetch_checkpoint(&admin, Some(checkpoint.size), &vkey);
         assert_eq!(&fetched, checkpoint);
-        assert_eq!(&fetched_note, note, "the kept note of size {}", checkpoint.size);
+        assert_eq!(
+            &fetched_note, note,
+            "the kept note of size {}",
+            checkpoint.size
+        );
         if !by_size.iter().any(|c| c.size == fetched.size) {
             by_size.push(fetched);
         }
@@ -864,7 +915,9 @@ fn independent_verifier_accepts_the_live_log() {
         let digest = sha256(&[&salt, jcs(&detail["content"]).as_bytes()]);
         assert_eq!(envelope["content_digest"], json!(hex::encode(digest)));
         let proof_member = &detail["proof"];
-        let note = proof_member["checkpoint"].as_str().expect("proof.checkpoint");
+        let note = proof_member["checkpoint"]
+            .as_str()
+            .expect("proof.checkpoint");
         let checkpoint = open_note(note, &vkey).unwrap();
         assert_eq!(proof_member["tree_size"], json!(checkpoint.size));
         assert!(checkpoint.size > *seq);
@@ -900,17 +953,30 @@ fn independent_verifier_refuses_altered_proofs_roots_and_signatures() {
     for i in 0..proof.len() {
         let mut bad = proof.clone();
         bad[i] = flipped(&bad[i], 31);
-        assert!(!verify_inclusion(6, 10, &leaf, &bad, &latest.root), "hash {i}");
+        assert!(
+            !verify_inclusion(6, 10, &leaf, &bad, &latest.root),
+            "hash {i}"
+        );
     }
-    assert!(!verify_inclusion(6, 10, &flipped(&leaf, 0), &proof, &latest.root));
-    assert!(!verify_inclusion(6, 10, &leaf, &proof, &flipped(&latest.root, 9)));
+    assert!(!verify_inclusion(
+        6,
+        10,
+        &flipped(&leaf, 0),
+        &proof,
+        &latest.root
+    ));
+    assert!(!verify_inclusion(
+        6,
+        10,
+        &leaf,
+        &proof,
+        &flipped(&latest.root, 9)
+    ));
     assert!(!verify_inclusion(7, 10, &leaf, &proof, &latest.root));
     assert!(!verify_inclusion(6, 10, &leaf, &proof[1..], &latest.root));
 
     // Consistency: likewise.
-    let answer = admin
-        .get("/v1/proof/consistency?from=5&to=10")
-        .expect(200);
+    let answer = admin.get("/v1/proof/consistency?from=5&to=10").expect(200);
     let proof = hashes(&answer["hashes"]);
     assert!(verify_consistency(5, 10, &small.root, &latest.root, &proof));
     for i in 0..proof.len() {
@@ -918,9 +984,27 @@ fn independent_verifier_refuses_altered_proofs_roots_and_signatures() {
         bad[i] = flipped(&bad[i], 5);
         assert!(!verify_consistency(5, 10, &small.root, &latest.root, &bad));
     }
-    assert!(!verify_consistency(5, 10, &flipped(&small.root, 1), &latest.root, &proof));
-    assert!(!verify_consistency(5, 10, &small.root, &flipped(&latest.root, 1), &proof));
-    assert!(!verify_consistency(4, 10, &small.root, &latest.root, &proof));
+    assert!(!verify_consistency(
+        5,
+        10,
+        &flipped(&small.root, 1),
+        &latest.root,
+        &proof
+    ));
+    assert!(!verify_consistency(
+        5,
+        10,
+        &small.root,
+        &flipped(&latest.root, 1),
+        &proof
+    ));
+    assert!(!verify_consistency(
+        4,
+        10,
+        &small.root,
+        &latest.root,
+        &proof
+    ));
 
     // The note: a changed body, a flipped signature byte, another key.
     assert!(open_note(&note.replacen("\n10\n", "\n11\n", 1), &vkey).is_err());
@@ -933,7 +1017,9 @@ fn independent_verifier_refuses_altered_proofs_roots_and_signatures() {
         let forged = format!("{}{}\n", &note[..sig_at], B64.encode(&bad));
         assert!(open_note(&forged, &vkey).is_err(), "flipped byte {byte}");
     }
-    let other = SigningKey::from_bytes(&[7u8; 32]).verifying_key().to_bytes();
+    let other = SigningKey::from_bytes(&[7u8; 32])
+        .verifying_key()
+        .to_bytes();
     let stranger = parse_vkey(&vkey_text(&vkey.name, &other)).unwrap();
     assert!(open_note(&note, &stranger).is_err(), "another key");
     let renamed = parse_vkey(&vkey_text("other.example", &vkey.key.to_bytes())).unwrap();

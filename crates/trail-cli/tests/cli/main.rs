@@ -9,4 +9,7 @@ mod bad_input;
 mod cli_commands;
 mod content;
 mod durability;
+mod independent;
 mod ingest_query;
+mod tamper;
+mod transparency;
