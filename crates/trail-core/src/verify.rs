@@ -81,7 +81,15 @@ pub struct LogVerifier {
     expected: BTreeMap<u64, Hash>,
     verified_upto: u64,
     summary: VerifySummary,
-    pattern: String,
+}
+
+/// A record that passed [`LogVerifier::check`], ready to be appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    position: u64,
+    leaf: Hash,
+    with_content: bool,
+    content_absent: bool,
 }
 
 impl LogVerifier {
@@ -101,7 +109,6 @@ impl LogVerifier {
             expected: BTreeMap::new(),
             verified_upto: 0,
             summary: VerifySummary::default(),
-            pattern: String::with_capacity(128),
         }
     }
 
@@ -147,10 +154,29 @@ impl LogVerifier {
         stored_leaf: &Hash,
         content: Option<(&[u8], &[u8; 32])>,
     ) -> Result<Vec<(u8, u64, Hash)>, LogError> {
-        let next = self.range.size();
-        let bad = |what: String| LogError::Record { seq: next, what };
-        if seq != next {
-            return Err(bad(format!("expected seq {next}, found seq {seq}")));
+        let checked = self.check(self.range.size(), seq, envelope, stored_leaf, content)?;
+        self.append(checked)
+    }
+
+    /// The checks of one record that need no other record: that it is at
+    /// `position`, that its leaf hash is its envelope's, that its envelope
+    /// names its seq and tenant, that its content matches the digest. Takes
+    /// `&self`, so the records of a page can be checked on several threads
+    /// before [`LogVerifier::append`] adds them in order.
+    pub fn check(
+        &self,
+        position: u64,
+        seq: u64,
+        envelope: &[u8],
+        stored_leaf: &Hash,
+        content: Option<(&[u8], &[u8; 32])>,
+    ) -> Result<Checked, LogError> {
+        let bad = |what: String| LogError::Record {
+            seq: position,
+            what,
+        };
+        if seq != position {
+            return Err(bad(format!("expected seq {position}, found seq {seq}")));
         }
         let leaf = leaf_hash(envelope);
         if leaf != *stored_leaf {
@@ -160,11 +186,7 @@ impl LogVerifier {
         // "type" after these two, so each appears exactly in this form.
         let text =
             std::str::from_utf8(envelope).map_err(|_| bad("the envelope is not UTF-8".into()))?;
-        self.pattern.clear();
-        self.pattern.push_str(",\"seq\":");
-        self.pattern.push_str(&seq.to_string());
-        self.pattern.push(',');
-        if !text.contains(self.pattern.as_str()) {
+        if !text.contains(&format!(",\"seq\":{seq},")) {
             return Err(bad(
                 "the envelope does not name this seq: the record was moved or inserted".into(),
             ));
@@ -172,28 +194,46 @@ impl LogVerifier {
         if !text.contains(self.tenant_member.as_str()) {
             return Err(bad("the envelope names another tenant".into()));
         }
+        let mut checked = Checked {
+            position,
+            leaf,
+            with_content: false,
+            content_absent: false,
+        };
         match content {
             Some((content, salt)) => {
                 let digest = content_digest(salt, content);
-                self.pattern.clear();
-                self.pattern.push_str("\"content_digest\":\"");
-                self.pattern.push_str(&crate::hashing::to_hex(&digest));
-                self.pattern.push('"');
-                if !text.contains(self.pattern.as_str()) {
+                let member = format!("\"content_digest\":\"{}\"", crate::hashing::to_hex(&digest));
+                if !text.contains(&member) {
                     return Err(bad(
                         "the content does not match the envelope's content_digest".into(),
                     ));
                 }
-                self.summary.with_content += 1;
+                checked.with_content = true;
             }
-            None => {
-                if text.contains("\"content_digest\":") {
-                    self.summary.content_absent += 1;
-                }
-            }
+            None => checked.content_absent = text.contains("\"content_digest\":"),
         }
-        let nodes = self.range.append(leaf);
+        Ok(checked)
+    }
+
+    /// Adds a checked record as the next leaf; returns the subtree hashes
+    /// (level >= 1) it completed. Fails when it is not the next record or
+    /// when it completes a checkpoint whose signed root differs.
+    pub fn append(&mut self, checked: Checked) -> Result<Vec<(u8, u64, Hash)>, LogError> {
+        if checked.position != self.range.size() {
+            return Err(LogError::Record {
+                seq: self.range.size(),
+                what: format!(
+                    "checked as seq {}, appended as seq {}",
+                    checked.position,
+                    self.range.size()
+                ),
+            });
+        }
+        let nodes = self.range.append(checked.leaf);
         self.summary.records += 1;
+        self.summary.with_content += u64::from(checked.with_content);
+        self.summary.content_absent += u64::from(checked.content_absent);
         if self.expected.contains_key(&self.range.size()) {
             self.check_root()?;
         }
