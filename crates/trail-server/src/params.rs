@@ -224,3 +224,13 @@ pub fn numbers(
     }
     params.finish(out)
 }
+
+/// A request body that must be one JSON object.
+pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|error| ApiError::bad_field("body", format!("malformed JSON: {error}")))?;
+    match value {
+        serde_json::Value::Object(fields) => Ok(fields),
+        _ => Err(ApiError::bad_field("body", "must be a JSON object")),
+    }
+}

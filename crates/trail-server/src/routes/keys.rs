@@ -13,7 +13,7 @@ use trail_store::{ApiKey, Role};
 
 use crate::auth::{authenticate, new_key};
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{params, AppState};
 
 fn now_micros() -> i64 {
     SystemTime::now()
@@ -43,11 +43,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = authenticate(&*state.store, &headers).await?;
     caller.require_admin()?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::bad_field("body", format!("malformed JSON: {error}")))?;
-    let Value::Object(fields) = value else {
-        return Err(ApiError::bad_field("body", "must be a JSON object"));
-    };
+    let fields = params::json_object(&body)?;
     let mut errors = Vec::new();
     let mut bad = |field: &str, message: &str| {
         errors.push(FieldError {

@@ -13,7 +13,7 @@ use trail_store::TenantSettings;
 
 use crate::auth::authenticate;
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{params, AppState};
 
 fn settings_json(settings: &TenantSettings) -> Value {
     json!({
@@ -45,11 +45,7 @@ pub async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let caller = authenticate(&*state.store, &headers).await?;
     caller.require_admin()?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::bad_field("body", format!("malformed JSON: {error}")))?;
-    let Value::Object(fields) = value else {
-        return Err(ApiError::bad_field("body", "must be a JSON object"));
-    };
+    let fields = params::json_object(&body)?;
     let mut settings = state.store.settings(&caller.tenant).await?;
     let mut errors = Vec::new();
     for (name, value) in &fields {
