@@ -191,10 +191,13 @@ impl SqliteCommitter {
                 derived.postings.push((dim, seq as i64));
             }
             let ts = index.started_at.unwrap_or(head.received_at);
+            let hour = ts.div_euclid(rollup::HOUR);
+            let hour_dim = self.dim_id(tenant.id, DimKind::Hour, &hour.to_string())?;
+            derived.postings.push((hour_dim, seq as i64));
             derived.rollups.push((
                 (
                     tenant.id,
-                    ts.div_euclid(rollup::HOUR),
+                    hour,
                     index.event_type.code(),
                     index.status.code(),
                     name_dim,

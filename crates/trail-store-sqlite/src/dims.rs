@@ -21,6 +21,9 @@ pub enum DimKind {
     Status = 11,
     Transport = 12,
     Confirmed = 13,
+    /// The hour of the record's time (started_at, else received_at), as
+    /// `floor(ts / 1 h)` in decimal: time ranges are served by these lists.
+    Hour = 14,
 }
 
 /// Every (kind, value) an event is filed under; the name comes first.

@@ -30,12 +30,6 @@ struct Plan {
     to: Option<i64>,
 }
 
-/// The FROM + WHERE of a records query, with its parameters.
-struct Sql {
-    from_where: String,
-    params: Vec<SqlValue>,
-}
-
 fn lookup_dim(
     conn: &Connection,
     tenant: i64,
@@ -141,32 +135,49 @@ fn plan(
     }))
 }
 
-/// FROM/WHERE over `records` for a plan without posting lists.
-fn records_sql(tenant: i64, plan: &Plan) -> Sql {
-    let (start, end) = rid_range(tenant);
-    let mut params: Vec<SqlValue> = vec![
-        SqlValue::Integer(tenant),
-        SqlValue::Integer(start),
-        SqlValue::Integer(end),
-    ];
-    // With a time range the (tenant, ts) index drives; else the rowid range.
-    let mut sql = if plan.from.is_some() || plan.to.is_some() {
-        String::from("FROM records r WHERE r.tenant_id = ?1 AND +r.rid >= ?2 AND +r.rid < ?3")
-    } else {
-        String::from("FROM records r WHERE r.rid >= ?2 AND r.rid < ?3")
-    };
-    if let Some(from) = plan.from {
-        params.push(SqlValue::Integer(from));
-        sql.push_str(&format!(" AND r.ts >= ?{}", params.len()));
+/// The hour lists covering `[from, to)`: (hour, dim, records in it), oldest
+/// first. Only hours that hold records have a dim.
+fn hour_dims(
+    conn: &Connection,
+    tenant: i64,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    let first = from.map_or(i64::MIN, |from| from.div_euclid(HOUR));
+    let last = to.map_or(i64::MAX, |to| (to - 1).div_euclid(HOUR));
+    let mut stmt = conn
+        .prepare_cached("SELECT id, value FROM dims WHERE tenant_id = ?1 AND kind = ?2")
+        .map_err(StoreError::backend)?;
+    let rows = stmt
+        .query_map(params![tenant, DimKind::Hour as u8], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(StoreError::backend)?;
+    let mut hours = Vec::new();
+    for row in rows {
+        let (dim, value) = row.map_err(StoreError::backend)?;
+        let hour: i64 = value
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("hour dim {dim} is {value:?}")))?;
+        if (first..=last).contains(&hour) {
+            hours.push((hour, dim, postings::count(conn, tenant, dim)?));
+        }
     }
-    if let Some(to) = plan.to {
-        params.push(SqlValue::Integer(to));
-        sql.push_str(&format!(" AND r.ts < ?{}", params.len()));
-    }
-    Sql {
-        from_where: sql,
-        params,
-    }
+    hours.sort_unstable();
+    Ok(hours)
+}
+
+/// The plan for a time range with no other list: the hours' union drives,
+/// and `Matches` checks each record's exact time.
+fn time_plan(conn: &Connection, tenant: i64, plan: &Plan) -> Result<Plan, StoreError> {
+    let hours = hour_dims(conn, tenant, plan.from, plan.to)?;
+    let total = hours.iter().map(|(_, _, n)| n).sum();
+    let dims = hours.into_iter().map(|(_, dim, _)| dim).collect();
+    Ok(Plan {
+        lists: vec![(dims, total)],
+        from: plan.from,
+        to: plan.to,
+    })
 }
 
 /// Walks the seqs that match a plan with posting lists, in order: the
@@ -304,15 +315,15 @@ pub fn query(conn: &Connection, scope: &ReadScope, query: &EventQuery) -> Result
 }
 
 /// Rows a time-filtered page examines in seq order before it falls back to
-/// the (tenant, ts) index.
+/// the hour lists.
 const TIME_SCAN_WINDOW: i64 = 20_000;
 
 /// A page straight from `records` (no equality filter).
 ///
 /// A time range is usually recent, and time follows seq closely, so the page
 /// is first looked for by walking seqs in order over a bounded window
-/// (checking ts on each row); only when the window does not fill the page is
-/// the (tenant, ts) index used, which is exact for any range but must sort.
+/// (checking ts on each row); only when the window does not fill the page do
+/// the hour lists of the range drive, which is exact for any range.
 fn page_from_records(
     conn: &Connection,
     tenant: i64,
@@ -330,50 +341,50 @@ fn page_from_records(
         (Order::Asc, None) => (start, end),
     };
     if plan.from.is_none() && plan.to.is_none() {
-        return page_in_window(conn, plan, query, (low, high), false);
+        return page_in_window(conn, plan, query, (low, high));
     }
     let window = match query.order {
         Order::Desc => (low.max(high - TIME_SCAN_WINDOW), high),
         Order::Asc => (low, high.min(low + TIME_SCAN_WINDOW)),
     };
-    let records = page_in_window(conn, plan, query, window, false)?;
+    let records = page_in_window(conn, plan, query, window)?;
     if records.len() == query.limit as usize || window == (low, high) {
         return Ok(records);
     }
-    page_in_window(conn, plan, query, (low, high), true)
+    let by_hours = time_plan(conn, tenant, plan)?;
+    let mut matches = Matches::new(conn, tenant, &by_hours, query.order == Order::Desc, after)?;
+    let mut skip = query.offset;
+    let mut records = Vec::with_capacity(query.limit as usize);
+    while records.len() < query.limit as usize {
+        let Some(seq) = matches.next()? else { break };
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        records.push(record_at(conn, tenant, seq)?);
+    }
+    Ok(records)
 }
 
-/// The page among rids in `[low, high)`; `by_ts` lets the (tenant, ts) index
-/// drive, else rid order does.
+/// The page among rids in `[low, high)` in rid order, time checked per row.
 fn page_in_window(
     conn: &Connection,
     plan: &Plan,
     query: &EventQuery,
     (low, high): (i64, i64),
-    by_ts: bool,
 ) -> Result<Vec<StoredRecord>, StoreError> {
     let mut params: Vec<SqlValue> = vec![SqlValue::Integer(low), SqlValue::Integer(high)];
     let mut sql = format!(
-        "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN content c ON c.rid = r.rid WHERE "
+        "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN content c ON c.rid = r.rid \
+         WHERE r.rid >= ?1 AND r.rid < ?2"
     );
-    if by_ts {
-        // The tenant equality lets the (tenant_id, ts) index serve the range.
-        params.push(SqlValue::Integer(low >> crate::schema::SEQ_BITS));
-        sql.push_str(&format!(
-            "r.tenant_id = ?{} AND +r.rid >= ?1 AND +r.rid < ?2",
-            params.len()
-        ));
-    } else {
-        sql.push_str("r.rid >= ?1 AND r.rid < ?2");
-    }
-    let ts = if by_ts { "r.ts" } else { "+r.ts" };
     if let Some(from) = plan.from {
         params.push(SqlValue::Integer(from));
-        sql.push_str(&format!(" AND {ts} >= ?{}", params.len()));
+        sql.push_str(&format!(" AND r.ts >= ?{}", params.len()));
     }
     if let Some(to) = plan.to {
         params.push(SqlValue::Integer(to));
-        sql.push_str(&format!(" AND {ts} < ?{}", params.len()));
+        sql.push_str(&format!(" AND r.ts < ?{}", params.len()));
     }
     let direction = match query.order {
         Order::Desc => "DESC",
@@ -397,16 +408,31 @@ fn page_in_window(
 
 /// Every match of the plan.
 fn count(conn: &Connection, tenant: i64, plan: &Plan) -> Result<u64, StoreError> {
+    if plan.lists.is_empty() && plan.from.is_none() && plan.to.is_none() {
+        return log_size(conn, tenant);
+    }
     if plan.lists.is_empty() {
-        let built = records_sql(tenant, plan);
-        let sql = format!("SELECT count(*) {}", built.from_where);
-        let total: i64 = conn
-            .prepare_cached(&sql)
-            .and_then(|mut stmt| {
-                stmt.query_row(params_from_iter(built.params.iter()), |row| row.get(0))
-            })
-            .map_err(StoreError::backend)?;
-        return Ok(total as u64);
+        // Whole hours count from their lists; only the edge hours are
+        // checked record by record.
+        let mut total = 0u64;
+        for (hour, dim, n) in hour_dims(conn, tenant, plan.from, plan.to)? {
+            let whole = plan.from.is_none_or(|from| from <= hour * HOUR)
+                && plan.to.is_none_or(|to| (hour + 1) * HOUR <= to);
+            if whole {
+                total += n as u64;
+            } else {
+                let edge = Plan {
+                    lists: vec![(vec![dim], n)],
+                    from: plan.from,
+                    to: plan.to,
+                };
+                let mut matches = Matches::new(conn, tenant, &edge, false, None)?;
+                while matches.next()?.is_some() {
+                    total += 1;
+                }
+            }
+        }
+        return Ok(total);
     }
     if plan.lists.len() == 1 && plan.from.is_none() && plan.to.is_none() {
         return Ok(plan.lists[0].1 as u64);
@@ -515,16 +541,36 @@ pub fn stats(
         return Ok(Stats::default());
     };
     if plan.lists.is_empty() {
-        let built = records_sql(tenant, &plan);
-        let sql = format!("SELECT {STATS_COLUMNS} {}", built.from_where);
+        // Unreachable through the filters today (time-only stats use the
+        // rollups), kept exact: the rowid range, or the hour lists.
+        let by_hours;
+        let walk = if plan.from.is_some() || plan.to.is_some() {
+            by_hours = time_plan(conn, tenant, &plan)?;
+            Some(&by_hours)
+        } else {
+            None
+        };
+        let sql = format!("SELECT {STATS_COLUMNS} FROM records r WHERE r.rid = ?1");
         let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
-        let mut rows = stmt
-            .query(params_from_iter(built.params.iter()))
-            .map_err(StoreError::backend)?;
-        while let Some(row) = rows.next().map_err(StoreError::backend)? {
-            let (ts, event_type, status, name, duration) =
-                stats_row(row).map_err(StoreError::backend)?;
+        let mut feed = |seq: i64| -> Result<(), StoreError> {
+            let (ts, event_type, status, name, duration) = stmt
+                .query_row([rid(tenant, seq)], stats_row)
+                .map_err(StoreError::backend)?;
             tally.add_record(ts, event_type, status, name, duration);
+            Ok(())
+        };
+        match walk {
+            Some(by_hours) => {
+                let mut matches = Matches::new(conn, tenant, by_hours, false, None)?;
+                while let Some(seq) = matches.next()? {
+                    feed(seq)?;
+                }
+            }
+            None => {
+                for seq in 0..log_size(conn, tenant)? as i64 {
+                    feed(seq)?;
+                }
+            }
         }
     } else {
         let mut matches = Matches::new(conn, tenant, &plan, false, None)?;
@@ -634,17 +680,25 @@ fn stats_from_rollups(
     } else if let (Some(from), Some(to)) = (filters.from, filters.to) {
         edges.push((from, to));
     }
-    let sql = format!(
-        "SELECT {STATS_COLUMNS} FROM records r WHERE r.tenant_id = ?1 AND r.ts >= ?2 AND r.ts < ?3"
-    );
+    // An edge spans at most two hours: walk their lists, checking time.
+    let sql = format!("SELECT {STATS_COLUMNS} FROM records r WHERE r.rid = ?1");
     let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
     for (low, high) in edges {
-        let mut rows = stmt
-            .query(params![tenant, low, high])
-            .map_err(StoreError::backend)?;
-        while let Some(row) = rows.next().map_err(StoreError::backend)? {
-            let (ts, event_type, status, name, duration) =
-                stats_row(row).map_err(StoreError::backend)?;
+        let hours = hour_dims(conn, tenant, Some(low), Some(high))?;
+        if hours.is_empty() {
+            continue;
+        }
+        let total = hours.iter().map(|(_, _, n)| n).sum();
+        let edge = Plan {
+            lists: vec![(hours.into_iter().map(|(_, dim, _)| dim).collect(), total)],
+            from: Some(low),
+            to: Some(high),
+        };
+        let mut matches = Matches::new(conn, tenant, &edge, false, None)?;
+        while let Some(seq) = matches.next()? {
+            let (ts, event_type, status, name, duration) = stmt
+                .query_row([rid(tenant, seq)], stats_row)
+                .map_err(StoreError::backend)?;
             if wanted(event_type, status, name) {
                 tally.add_record(ts, event_type, status, name, duration);
             }

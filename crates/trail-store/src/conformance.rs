@@ -499,6 +499,11 @@ pub async fn every_filter_matches_exactly(store: Arc<dyn Store>) {
             ..Filters::default()
         },
         Filters {
+            from: Some(t0 + 3 * 600_000_000),
+            to: Some(t0 + 9 * 600_000_000 + 7),
+            ..Filters::default()
+        },
+        Filters {
             from: Some(t0 + 10 * 600_000_000),
             to: Some(t0 + 200 * 600_000_000),
             user_id: Some("u2".into()),
@@ -787,6 +792,15 @@ pub async fn stats_agree_with_the_data(store: Arc<dyn Store>) {
             BucketWidth::Day,
             Filters {
                 name: Some("never".into()),
+                ..Filters::default()
+            },
+        ),
+        // Two partial hours and no whole one.
+        (
+            BucketWidth::Hour,
+            Filters {
+                from: Some(t0 + 30 * minute),
+                to: Some(t0 + 80 * minute),
                 ..Filters::default()
             },
         ),
