@@ -167,17 +167,50 @@ fn hour_dims(
     Ok(hours)
 }
 
-/// The plan for a time range with no other list: the hours' union drives,
-/// and `Matches` checks each record's exact time.
-fn time_plan(conn: &Connection, tenant: i64, plan: &Plan) -> Result<Plan, StoreError> {
-    let hours = hour_dims(conn, tenant, plan.from, plan.to)?;
-    let total = hours.iter().map(|(_, _, n)| n).sum();
-    let dims = hours.into_iter().map(|(_, dim, _)| dim).collect();
-    Ok(Plan {
-        lists: vec![(dims, total)],
-        from: plan.from,
-        to: plan.to,
-    })
+/// The first and last seq filed under a dim.
+fn dim_span(conn: &Connection, tenant: i64, dim: i64) -> Result<Option<(i64, i64)>, StoreError> {
+    let first = PostingList::new(conn, tenant, vec![dim], false, None)?.next(conn)?;
+    let last = PostingList::new(conn, tenant, vec![dim], true, None)?.next(conn)?;
+    Ok(first.zip(last))
+}
+
+/// The seq span `[first, last]` holding every record of the hours that
+/// overlap `[from, to)`, each hour with its span; records with a time in the
+/// range all lie inside, so a rowid-range scan with a time check finds them.
+fn time_spans(
+    conn: &Connection,
+    tenant: i64,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Vec<(i64, i64, i64, i64)>, StoreError> {
+    let mut spans = Vec::new();
+    for (hour, dim, n) in hour_dims(conn, tenant, from, to)? {
+        if let Some((first, last)) = dim_span(conn, tenant, dim)? {
+            spans.push((hour, n, first, last));
+        }
+    }
+    Ok(spans)
+}
+
+/// Runs `sql` (whose WHERE ends in `rid BETWEEN ?1 AND ?2 AND ts >= ?3
+/// AND ts < ?4`) over the records of one hour's span within `[low, high)`.
+fn scan_span<T>(
+    conn: &Connection,
+    tenant: i64,
+    sql: &str,
+    (first, last): (i64, i64),
+    (low, high): (i64, i64),
+    mut row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(StoreError::backend)?;
+    let mut rows = stmt
+        .query(params![rid(tenant, first), rid(tenant, last), low, high])
+        .map_err(StoreError::backend)?;
+    let mut out = Vec::new();
+    while let Some(found) = rows.next().map_err(StoreError::backend)? {
+        out.push(row(found).map_err(StoreError::backend)?);
+    }
+    Ok(out)
 }
 
 /// Walks the seqs that match a plan with posting lists, in order: the
@@ -323,7 +356,7 @@ const TIME_SCAN_WINDOW: i64 = 20_000;
 /// A time range is usually recent, and time follows seq closely, so the page
 /// is first looked for by walking seqs in order over a bounded window
 /// (checking ts on each row); only when the window does not fill the page do
-/// the hour lists of the range drive, which is exact for any range.
+/// the records are walked over the seq span of the range's hours only.
 fn page_from_records(
     conn: &Connection,
     tenant: i64,
@@ -351,19 +384,19 @@ fn page_from_records(
     if records.len() == query.limit as usize || window == (low, high) {
         return Ok(records);
     }
-    let by_hours = time_plan(conn, tenant, plan)?;
-    let mut matches = Matches::new(conn, tenant, &by_hours, query.order == Order::Desc, after)?;
-    let mut skip = query.offset;
-    let mut records = Vec::with_capacity(query.limit as usize);
-    while records.len() < query.limit as usize {
-        let Some(seq) = matches.next()? else { break };
-        if skip > 0 {
-            skip -= 1;
-            continue;
-        }
-        records.push(record_at(conn, tenant, seq)?);
+    // Every record of the range lies within the seq span of its hours.
+    let spans = time_spans(conn, tenant, plan.from, plan.to)?;
+    let (Some(first), Some(last)) = (
+        spans.iter().map(|(_, _, first, _)| *first).min(),
+        spans.iter().map(|(_, _, _, last)| *last).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let span = (low.max(rid(tenant, first)), high.min(rid(tenant, last) + 1));
+    if span.0 >= span.1 {
+        return Ok(Vec::new());
     }
-    Ok(records)
+    page_in_window(conn, plan, query, span)
 }
 
 /// The page among rids in `[low, high)` in rid order, time checked per row.
@@ -412,24 +445,25 @@ fn count(conn: &Connection, tenant: i64, plan: &Plan) -> Result<u64, StoreError>
         return log_size(conn, tenant);
     }
     if plan.lists.is_empty() {
-        // Whole hours count from their lists; only the edge hours are
-        // checked record by record.
+        // Whole hours count from their lists; the edge hours by a scan of
+        // their seq span with a time check.
         let mut total = 0u64;
-        for (hour, dim, n) in hour_dims(conn, tenant, plan.from, plan.to)? {
-            let whole = plan.from.is_none_or(|from| from <= hour * HOUR)
-                && plan.to.is_none_or(|to| (hour + 1) * HOUR <= to);
-            if whole {
+        for (hour, n, first, last) in time_spans(conn, tenant, plan.from, plan.to)? {
+            let low = plan.from.unwrap_or(i64::MIN).max(hour * HOUR);
+            let high = plan.to.unwrap_or(i64::MAX).min((hour + 1) * HOUR);
+            if (low, high) == (hour * HOUR, (hour + 1) * HOUR) {
                 total += n as u64;
             } else {
-                let edge = Plan {
-                    lists: vec![(vec![dim], n)],
-                    from: plan.from,
-                    to: plan.to,
-                };
-                let mut matches = Matches::new(conn, tenant, &edge, false, None)?;
-                while matches.next()?.is_some() {
-                    total += 1;
-                }
+                let counted = scan_span(
+                    conn,
+                    tenant,
+                    "SELECT count(*) FROM records r \
+                     WHERE r.rid BETWEEN ?1 AND ?2 AND r.ts >= ?3 AND r.ts < ?4",
+                    (first, last),
+                    (low, high),
+                    |row| row.get::<_, i64>(0),
+                )?;
+                total += counted.first().copied().unwrap_or(0) as u64;
             }
         }
         return Ok(total);
@@ -542,33 +576,44 @@ pub fn stats(
     };
     if plan.lists.is_empty() {
         // Unreachable through the filters today (time-only stats use the
-        // rollups), kept exact: the rowid range, or the hour lists.
-        let by_hours;
-        let walk = if plan.from.is_some() || plan.to.is_some() {
-            by_hours = time_plan(conn, tenant, &plan)?;
-            Some(&by_hours)
+        // rollups), kept exact: a scan of the log, or of the hours' spans.
+        let sql = format!(
+            "SELECT {STATS_COLUMNS} FROM records r \
+             WHERE r.rid BETWEEN ?1 AND ?2 AND r.ts >= ?3 AND r.ts < ?4"
+        );
+        let spans = if plan.from.is_some() || plan.to.is_some() {
+            time_spans(conn, tenant, plan.from, plan.to)?
+                .into_iter()
+                .map(|(_, _, first, last)| (first, last))
+                .collect()
         } else {
-            None
+            vec![(0, log_size(conn, tenant)? as i64 - 1)]
         };
-        let sql = format!("SELECT {STATS_COLUMNS} FROM records r WHERE r.rid = ?1");
-        let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
-        let mut feed = |seq: i64| -> Result<(), StoreError> {
-            let (ts, event_type, status, name, duration) = stmt
-                .query_row([rid(tenant, seq)], stats_row)
-                .map_err(StoreError::backend)?;
-            tally.add_record(ts, event_type, status, name, duration);
-            Ok(())
-        };
-        match walk {
-            Some(by_hours) => {
-                let mut matches = Matches::new(conn, tenant, by_hours, false, None)?;
-                while let Some(seq) = matches.next()? {
-                    feed(seq)?;
-                }
-            }
-            None => {
-                for seq in 0..log_size(conn, tenant)? as i64 {
-                    feed(seq)?;
+        let range = (plan.from.unwrap_or(i64::MIN), plan.to.unwrap_or(i64::MAX));
+        let mut seen = std::collections::HashSet::new();
+        for span in spans {
+            for (seq_rid, (ts, event_type, status, name, duration)) in scan_span(
+                conn,
+                tenant,
+                &sql.replacen("SELECT ", "SELECT r.rid, ", 1),
+                span,
+                range,
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        (
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                            row.get(5)?,
+                        ),
+                    ))
+                },
+            )? {
+                // Spans of different hours may overlap: count each record once.
+                if seen.insert(seq_rid) {
+                    tally.add_record(ts, event_type, status, name, duration);
                 }
             }
         }
@@ -680,27 +725,21 @@ fn stats_from_rollups(
     } else if let (Some(from), Some(to)) = (filters.from, filters.to) {
         edges.push((from, to));
     }
-    // An edge spans at most two hours: walk their lists, checking time.
-    let sql = format!("SELECT {STATS_COLUMNS} FROM records r WHERE r.rid = ?1");
-    let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
+    // An edge spans at most two hours: scan each hour's seq span, checking
+    // time (within the hour, so no record is counted twice).
+    let sql = format!(
+        "SELECT {STATS_COLUMNS} FROM records r \
+         WHERE r.rid BETWEEN ?1 AND ?2 AND r.ts >= ?3 AND r.ts < ?4"
+    );
     for (low, high) in edges {
-        let hours = hour_dims(conn, tenant, Some(low), Some(high))?;
-        if hours.is_empty() {
-            continue;
-        }
-        let total = hours.iter().map(|(_, _, n)| n).sum();
-        let edge = Plan {
-            lists: vec![(hours.into_iter().map(|(_, dim, _)| dim).collect(), total)],
-            from: Some(low),
-            to: Some(high),
-        };
-        let mut matches = Matches::new(conn, tenant, &edge, false, None)?;
-        while let Some(seq) = matches.next()? {
-            let (ts, event_type, status, name, duration) = stmt
-                .query_row([rid(tenant, seq)], stats_row)
-                .map_err(StoreError::backend)?;
-            if wanted(event_type, status, name) {
-                tally.add_record(ts, event_type, status, name, duration);
+        for (hour, _, first, last) in time_spans(conn, tenant, Some(low), Some(high))? {
+            let range = (low.max(hour * HOUR), high.min((hour + 1) * HOUR));
+            for (ts, event_type, status, name, duration) in
+                scan_span(conn, tenant, &sql, (first, last), range, stats_row)?
+            {
+                if wanted(event_type, status, name) {
+                    tally.add_record(ts, event_type, status, name, duration);
+                }
             }
         }
     }
