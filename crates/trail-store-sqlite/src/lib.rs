@@ -51,7 +51,7 @@ pub struct SqliteOptions {
 impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
-            writer_cache_kib: 32 * 1024,
+            writer_cache_kib: 16 * 1024,
             reader_cache_kib: 8 * 1024,
             checkpoint_interval: std::time::Duration::from_millis(250),
             wal_autocheckpoint_pages: 16_384,
