@@ -3,16 +3,20 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use clap::Args;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
+use serde::Deserialize;
 use tokio::net::TcpListener;
 use trail_server::{auth, AppState, LogSigner, ServerConfig};
 use trail_store::Role;
 
 use crate::log_key::LogKeyArgs;
 use crate::store_arg::StoreArgs;
+use crate::UsageError;
 
 /// Flags of `trail serve`.
 #[derive(Args, Debug)]
@@ -27,6 +31,66 @@ pub struct ServeArgs {
     /// Seconds before a request is answered 408.
     #[arg(long, env = "TRAIL_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
+    /// Configuration file (the lowest layer, under flags and TRAIL_*
+    /// variables); `./trail.toml` is read when it exists.
+    #[arg(long, env = "TRAIL_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// The keys `trail.toml` may hold; each is the flag of the same name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    request_timeout_secs: Option<u64>,
+    log_key_file: Option<PathBuf>,
+    log_origin: Option<String>,
+}
+
+impl ServeArgs {
+    /// Fills every setting that neither a flag nor a TRAIL_* variable gave
+    /// from the configuration file, when there is one.
+    pub fn apply_config_file(&mut self, matches: &ArgMatches) -> anyhow::Result<()> {
+        let path = match &self.config {
+            Some(path) => path.clone(),
+            None if Path::new("trail.toml").exists() => PathBuf::from("trail.toml"),
+            None => return Ok(()),
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+        let file: FileConfig = toml::from_str(&text)
+            .map_err(|e| UsageError(format!("{}: {}", path.display(), e.to_string().trim())))?;
+        let unset = |id: &str| {
+            !matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        if let Some(value) = file.data_dir.filter(|_| unset("data_dir")) {
+            self.store.data_dir = value;
+        }
+        if let Some(value) = file.database_url.filter(|_| unset("database_url")) {
+            self.store.database_url = Some(value);
+        }
+        if let Some(value) = file.listen.filter(|_| unset("listen")) {
+            self.listen = value;
+        }
+        if let Some(value) = file
+            .request_timeout_secs
+            .filter(|_| unset("request_timeout_secs"))
+        {
+            self.request_timeout_secs = value;
+        }
+        if let Some(value) = file.log_key_file.filter(|_| unset("log_key_file")) {
+            self.log_key.log_key_file = Some(value);
+        }
+        if let Some(value) = file.log_origin.filter(|_| unset("log_origin")) {
+            self.log_key.log_origin = value;
+        }
+        Ok(())
+    }
 }
 
 /// The tenant a fresh store starts with.

@@ -7,6 +7,7 @@ mod harness;
 mod auth;
 mod bad_input;
 mod cli_commands;
+mod config;
 mod content;
 mod durability;
 mod independent;
