@@ -344,7 +344,10 @@ async fn compare_nodes(
     completed: &HashMap<(u8, u64), Hash>,
 ) -> anyhow::Result<Option<LogError>> {
     let mut by_level: HashMap<u8, (u64, u64)> = HashMap::new();
-    for &(level, index) in completed.keys() {
+    for &(level, index) in completed
+        .keys()
+        .filter(|(level, _)| store.keeps_tree_level(*level))
+    {
         let range = by_level.entry(level).or_insert((index, index));
         range.0 = range.0.min(index);
         range.1 = range.1.max(index);

@@ -172,7 +172,9 @@ impl SqliteCommitter {
             }
             let rid = rid(tenant.id, seq as i64);
             for (level, index, hash) in head.range.append(sealed.leaf_hash) {
-                crate::tree::insert_node(&self.conn, tenant.id, level, index, &hash)?;
+                if crate::tree::is_stored_level(level) {
+                    crate::tree::insert_node(&self.conn, tenant.id, level, index, &hash)?;
+                }
             }
             if let Some(content) = &event.content {
                 self.conn

@@ -375,6 +375,10 @@ impl Store for SqliteStore {
         self.read(move |conn| tree::checkpoints(conn, tenant)).await
     }
 
+    fn keeps_tree_level(&self, level: u8) -> bool {
+        tree::is_stored_level(level)
+    }
+
     fn writer_metrics(&self) -> WriterMetrics {
         self.writer.metrics()
     }

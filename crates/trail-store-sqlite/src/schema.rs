@@ -17,8 +17,9 @@
 //!   seqs delta-encoded, keyed by segment first so each commit writes into
 //!   one small region (see `postings.rs`); `dim` is a small integer from the
 //!   `dims` dictionary (one row per distinct (tenant, kind, value)).
-//! - `tree_nodes` holds every complete subtree hash of each tenant's Merkle
-//!   tree at level 1 and up (level 0, the leaf hashes, are in `records`),
+//! - `tree_nodes` holds the complete subtree hashes of each tenant's Merkle
+//!   tree at every fourth level (4, 8, ...; level 0, the leaf hashes, are in
+//!   `records`, and the levels between are computed from these),
 //!   written in the same transaction as the leaves; `checkpoints` keeps
 //!   every signed checkpoint. Both are append-only.
 //! - `rollups` holds per-hour counts and duration histograms per (type,

@@ -41,6 +41,7 @@ macro_rules! conformance_tests {
             content_policy_decides_what_is_kept,
             keys_round_trip_and_revoke,
             settings_round_trip,
+            tree_roots_proofs_and_checkpoints_match_the_records,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -976,4 +977,118 @@ pub async fn settings_round_trip(store: Arc<dyn Store>) {
     );
     let names: BTreeSet<String> = [one.name, two.name].into_iter().collect();
     assert_eq!(names.len(), 2);
+}
+
+/// Roots and proofs served from the stored tree agree with a tree built
+/// from the records' leaf hashes; checkpoints are refused when their root is
+/// wrong or when they would go back.
+pub async fn tree_roots_proofs_and_checkpoints_match_the_records(store: Arc<dyn Store>) {
+    use trail_core::merkle;
+    let tenant = store.ensure_tenant("t").await.expect("tenant");
+    let data = dataset(300);
+    let mut start = 0;
+    for size in [1usize, 2, 13, 16, 17, 51, 100, 100] {
+        store
+            .append(&tenant, events(&data[start..start + size]))
+            .await
+            .expect("append");
+        start += size;
+    }
+    let leaves: Vec<[u8; 32]> = store
+        .tree_nodes(&tenant, 0, 0, 300)
+        .await
+        .expect("leaves")
+        .into_iter()
+        .map(|(_, hash)| hash)
+        .collect();
+    assert_eq!(leaves.len(), 300);
+    for size in [1u64, 2, 3, 15, 16, 17, 64, 100, 255, 256, 257, 300] {
+        let root = store.root(&tenant, size).await.expect("root");
+        assert_eq!(
+            root,
+            merkle::root_of(&leaves[..size as usize]),
+            "root of {size}"
+        );
+        for seq in [0, size / 3, size / 2, size - 1] {
+            let proof = store
+                .inclusion_proof(&tenant, seq, size)
+                .await
+                .expect("inclusion");
+            merkle::verify_inclusion(&leaves[seq as usize], seq, size, &proof, &root)
+                .unwrap_or_else(|e| panic!("inclusion of {seq} in {size}: {e}"));
+        }
+        for from in [1, size / 2, size] {
+            if from == 0 {
+                continue;
+            }
+            let proof = store
+                .consistency_proof(&tenant, from, size)
+                .await
+                .expect("consistency");
+            let old = merkle::root_of(&leaves[..from as usize]);
+            merkle::verify_consistency(from, size, &proof, &old, &root)
+                .unwrap_or_else(|e| panic!("consistency {from} -> {size}: {e}"));
+        }
+    }
+    assert!(
+        store.root(&tenant, 301).await.is_err(),
+        "a size beyond the log"
+    );
+    let checkpoint = |size: u64, root: [u8; 32]| crate::StoredCheckpoint {
+        size,
+        root,
+        note: format!("test note {size}"),
+        created_at: 1,
+    };
+    let root_100 = merkle::root_of(&leaves[..100]);
+    assert!(matches!(
+        store
+            .add_checkpoint(&tenant, &checkpoint(100, [9; 32]))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    store
+        .add_checkpoint(&tenant, &checkpoint(100, root_100))
+        .await
+        .expect("keep");
+    store
+        .add_checkpoint(&tenant, &checkpoint(100, root_100))
+        .await
+        .expect("again is a no-op");
+    assert!(matches!(
+        store
+            .add_checkpoint(&tenant, &checkpoint(50, merkle::root_of(&leaves[..50])))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let root_300 = merkle::root_of(&leaves);
+    store
+        .add_checkpoint(&tenant, &checkpoint(300, root_300))
+        .await
+        .expect("newer");
+    let kept: Vec<u64> = store
+        .checkpoints(&tenant)
+        .await
+        .expect("list")
+        .iter()
+        .map(|c| c.size)
+        .collect();
+    assert_eq!(kept, vec![100, 300]);
+    assert_eq!(
+        store
+            .latest_checkpoint(&tenant)
+            .await
+            .expect("latest")
+            .map(|c| c.root),
+        Some(root_300)
+    );
+    assert_eq!(
+        store
+            .checkpoint(&tenant, 100)
+            .await
+            .expect("by size")
+            .map(|c| c.root),
+        Some(root_100)
+    );
+    assert_eq!(store.checkpoint(&tenant, 99).await.expect("by size"), None);
 }

@@ -101,8 +101,15 @@ pub trait Store: Send + Sync + 'static {
         to: u64,
     ) -> Result<Vec<[u8; 32]>, StoreError>;
 
+    /// Whether the backend stores the complete-subtree hashes of `level`
+    /// (>= 1); the others it computes from stored ones when asked.
+    fn keeps_tree_level(&self, level: u8) -> bool {
+        level > 0
+    }
+
     /// Stored complete-subtree hashes of one level with index in
-    /// `[start, end)`, in index order (level 0: the leaf hashes).
+    /// `[start, end)`, in index order (level 0: the leaf hashes; a level the
+    /// backend does not keep is empty).
     async fn tree_nodes(
         &self,
         tenant: &Tenant,

@@ -456,7 +456,9 @@ fn tamper_consistent_rewrite_names_the_first_unverified_seq() {
     // A rewrite at a checkpoint boundary (a checkpoint of size 8 exists).
     let copy = fixture.copy();
     let rewritten = consistent_rewrite(copy.path(), 8);
-    assert!(rewritten >= 3, "only {rewritten} subtree hashes rewritten");
+    // sqlite keeps every fourth level of subtree hashes (the rest are
+    // computed from them); every stored one above seq 8 was rewritten.
+    assert!(rewritten >= 1, "no stored subtree hash was rewritten");
     let report = assert_fails_at(copy.path(), 8, "rewrite at 8");
     assert!(
         report["error"]
