@@ -27,6 +27,19 @@ pub struct LogKeyArgs {
 }
 
 impl LogKeyArgs {
+    /// Reads the key when there is one (the key file, else
+    /// `<data dir>/log.key`), without ever making one.
+    pub fn load_existing(&self, data_dir: &Path) -> anyhow::Result<Option<SigningKey>> {
+        let path = self
+            .log_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("log.key"));
+        if !path.exists() {
+            return Ok(None);
+        }
+        read(&path).map(Some)
+    }
+
     /// Reads the key, or makes and saves one in `data_dir` when no key file
     /// was given and none exists yet.
     pub fn load_or_create(&self, data_dir: &Path) -> anyhow::Result<SigningKey> {

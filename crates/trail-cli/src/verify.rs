@@ -129,11 +129,32 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         )?;
         return finish(&args, vec![report]);
     }
-    let store = args.store.open()?;
-    let key = args.log_key.load_or_create(&args.store.data_dir)?;
+    // The log key of the data dir is trusted, with any --vkey; the origin
+    // prefix is the key's name (or --log-origin when only --vkey is given).
+    let key = args.log_key.load_existing(&args.store.data_dir)?;
     let mut vkeys = args.vkey.clone();
-    vkeys.push(key.verifier().to_vkey());
+    if let Some(key) = &key {
+        vkeys.push(key.verifier().to_vkey());
+    }
+    if vkeys.is_empty() {
+        return Err(UsageError(format!(
+            "no log key in {} and no --vkey: nothing to verify signatures with",
+            args.store.data_dir.display()
+        ))
+        .into());
+    }
+    let prefix = key
+        .as_ref()
+        .map_or(args.log_key.log_origin.clone(), |key| key.name().to_owned());
     let trusted = verifiers(&vkeys)?;
+    if args.store.database_url.is_none() && !args.store.data_dir.join("trail.db").exists() {
+        return Err(UsageError(format!(
+            "no trail store in {}",
+            args.store.data_dir.display()
+        ))
+        .into());
+    }
+    let store = args.store.open()?;
     let mut reports = Vec::new();
     for tenant in store.tenants().await? {
         if args
@@ -143,7 +164,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         {
             continue;
         }
-        let origin = format!("{}/{}", key.name(), tenant.name);
+        let origin = format!("{prefix}/{}", tenant.name);
         reports.push(verify_store(&store, &tenant, &origin, trusted.clone()).await?);
     }
     store.shutdown().await;

@@ -390,3 +390,28 @@ fn a_consistency_proof_beyond_the_log_names_to() {
     admin.ingest(&batch(2, "c"));
     assert_problem(&admin.get("/v1/proof/consistency?from=1&to=99"), 400, "to");
 }
+
+/// `trail verify --data-dir` never makes a store or a log key: a directory
+/// without them is a usage error and stays empty.
+#[test]
+fn verify_of_a_directory_without_a_store_is_a_usage_error_and_writes_nothing() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let run = crate::harness::trail(&["verify", "--data-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("no log key"), "{}", run.stderr);
+    let vkey = "trail.local+fd9bc2fd+AVhNE+8PGTrEg5P9jMDAY76GrPEI7yzqTUhXCa1xIEyK";
+    let run = crate::harness::trail(&[
+        "verify",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--vkey",
+        vkey,
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("no trail store"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing was created"
+    );
+}
