@@ -28,6 +28,9 @@ pub use log::LogSigner;
 pub use metrics::Metrics;
 use settings_cache::SettingsCache;
 
+/// Ingest requests in memory at once (see `AppState::ingest_slots`).
+const INGEST_SLOTS: usize = 4;
+
 /// Server-wide configuration.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -57,6 +60,12 @@ pub struct AppState {
     /// CPU-bound, so more than one per core only adds memory (each parse
     /// holds a request's whole JSON tree).
     prepare_slots: Arc<tokio::sync::Semaphore>,
+    /// Bounds how many ingest requests hold their body and prepared events
+    /// in memory at once (from reading the body to the commit). The writer
+    /// commits whatever is queued in one transaction, so a few requests
+    /// already fill a batch; more only cost memory. Waiting requests stay in
+    /// the kernel's socket buffers.
+    ingest_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -70,6 +79,7 @@ impl AppState {
             prepare_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            ingest_slots: Arc::new(tokio::sync::Semaphore::new(INGEST_SLOTS)),
         }
     }
 }

@@ -49,6 +49,11 @@ pub async fn ingest(
     if declared.is_some_and(|length| length > MAX_REQUEST_BYTES as u64) {
         return Err(request_too_large());
     }
+    // Held until the events are committed (or the request fails).
+    let _in_memory = Arc::clone(&state.ingest_slots)
+        .acquire_owned()
+        .await
+        .map_err(ApiError::internal)?;
     let bytes = to_bytes(body, MAX_REQUEST_BYTES)
         .await
         .map_err(|_| request_too_large())?;
