@@ -84,6 +84,11 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "Not found", detail)
     }
 
+    /// 408.
+    pub fn timeout(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "Request timeout", detail)
+    }
+
     /// 503 with Retry-After.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         ApiError {

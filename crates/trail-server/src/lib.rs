@@ -64,7 +64,7 @@ pub struct AppState {
     /// in memory at once (from reading the body to the commit). The writer
     /// commits whatever is queued in one transaction, so a few requests
     /// already fill a batch; more only cost memory. Waiting requests stay in
-    /// the kernel's socket buffers.
+    /// the kernel's socket buffers; a body must arrive within 10 s.
     ingest_slots: Arc<tokio::sync::Semaphore>,
 }
 

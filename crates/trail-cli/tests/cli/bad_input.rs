@@ -546,3 +546,39 @@ fn limits_themselves_are_accepted() {
     admin.ingest(&with("name", json!("n".repeat(256))));
     assert_eq!(admin.total(&[]), 10_004);
 }
+
+/// A body that stops arriving is answered 408 after the body timeout (10 s)
+/// instead of holding an ingest slot; nothing is stored and the server
+/// goes on taking events.
+#[test]
+fn a_stalled_body_is_a_408_and_stores_nothing() {
+    use std::io::Write;
+    let server = crate::harness::Server::start();
+    let key = server.admin_key();
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: trail\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(b"{\"type\":").unwrap();
+    let response = crate::harness::read_response(&mut stream).unwrap();
+    assert_eq!(
+        response.status,
+        408,
+        "{:?}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(body["status"], serde_json::json!(408));
+    let admin = server.admin();
+    let accepted = admin.ingest(&crate::harness::event("tool_call", "after.stall"));
+    assert_eq!(
+        accepted[0]["seq"],
+        serde_json::json!(0),
+        "nothing of the stalled request was stored"
+    );
+}

@@ -25,6 +25,9 @@ use crate::auth::authenticate;
 use crate::error::ApiError;
 use crate::{params, AppState};
 
+/// How long an ingest request may take to deliver its body.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the blocking stage hands back: prepared events to store, and which
 /// request positions were skipped by the tenant's `record_types`.
 struct Prepared {
@@ -49,13 +52,21 @@ pub async fn ingest(
     if declared.is_some_and(|length| length > MAX_REQUEST_BYTES as u64) {
         return Err(request_too_large());
     }
-    // Held until the events are committed (or the request fails).
+    // Held from reading the body until the events are committed (or the
+    // request fails); a sender gets BODY_TIMEOUT to deliver its body, so a
+    // slow one cannot hold a slot for long.
     let _in_memory = Arc::clone(&state.ingest_slots)
         .acquire_owned()
         .await
         .map_err(ApiError::internal)?;
-    let bytes = to_bytes(body, MAX_REQUEST_BYTES)
+    let bytes = tokio::time::timeout(BODY_TIMEOUT, to_bytes(body, MAX_REQUEST_BYTES))
         .await
+        .map_err(|_| {
+            ApiError::timeout(format!(
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|_| request_too_large())?;
     let settings = state.settings.get(&*state.store, &caller.tenant).await?;
     let slot = Arc::clone(&state.prepare_slots)
