@@ -237,6 +237,11 @@ impl<'c> Matches<'c> {
             .iter()
             .map(|(dims, _)| PostingList::new(conn, tenant, dims.clone(), descending, after))
             .collect::<Result<Vec<_>, _>>()?;
+        if lists.is_empty() {
+            return Err(StoreError::Backend(
+                "a plan without posting lists cannot drive a walk".into(),
+            ));
+        }
         let driver = lists.remove(0);
         Ok(Matches {
             conn,
@@ -574,59 +579,17 @@ pub fn stats(
     let Some(plan) = plan(conn, scope, &query.filters)? else {
         return Ok(Stats::default());
     };
-    if plan.lists.is_empty() {
-        // Unreachable through the filters today (time-only stats use the
-        // rollups), kept exact: a scan of the log, or of the hours' spans.
-        let sql = format!(
-            "SELECT {STATS_COLUMNS} FROM records r \
-             WHERE r.rid BETWEEN ?1 AND ?2 AND r.ts >= ?3 AND r.ts < ?4"
-        );
-        let spans = if plan.from.is_some() || plan.to.is_some() {
-            time_spans(conn, tenant, plan.from, plan.to)?
-                .into_iter()
-                .map(|(_, _, first, last)| (first, last))
-                .collect()
-        } else {
-            vec![(0, log_size(conn, tenant)? as i64 - 1)]
-        };
-        let range = (plan.from.unwrap_or(i64::MIN), plan.to.unwrap_or(i64::MAX));
-        let mut seen = std::collections::HashSet::new();
-        for span in spans {
-            for (seq_rid, (ts, event_type, status, name, duration)) in scan_span(
-                conn,
-                tenant,
-                &sql.replacen("SELECT ", "SELECT r.rid, ", 1),
-                span,
-                range,
-                |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        (
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                            row.get(5)?,
-                        ),
-                    ))
-                },
-            )? {
-                // Spans of different hours may overlap: count each record once.
-                if seen.insert(seq_rid) {
-                    tally.add_record(ts, event_type, status, name, duration);
-                }
-            }
-        }
-    } else {
-        let mut matches = Matches::new(conn, tenant, &plan, false, None)?;
-        let sql = format!("SELECT {STATS_COLUMNS} FROM records r WHERE r.rid = ?1");
-        let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
-        while let Some(seq) = matches.next()? {
-            let (ts, event_type, status, name, duration) = stmt
-                .query_row([rid(tenant, seq)], stats_row)
-                .map_err(StoreError::backend)?;
-            tally.add_record(ts, event_type, status, name, duration);
-        }
+    // Every filter the rollups are not keyed by, and a user binding, is a
+    // posting list, so here the lists drive (an empty plan took the rollup
+    // path above).
+    let mut matches = Matches::new(conn, tenant, &plan, false, None)?;
+    let sql = format!("SELECT {STATS_COLUMNS} FROM records r WHERE r.rid = ?1");
+    let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::backend)?;
+    while let Some(seq) = matches.next()? {
+        let (ts, event_type, status, name, duration) = stmt
+            .query_row([rid(tenant, seq)], stats_row)
+            .map_err(StoreError::backend)?;
+        tally.add_record(ts, event_type, status, name, duration);
     }
     tally.finish(conn, width, query.top)
 }

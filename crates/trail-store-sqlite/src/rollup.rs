@@ -156,11 +156,13 @@ impl Tally {
         name: i64,
         duration: Option<i64>,
     ) {
-        let mut histogram = Histogram::new();
         if let Some(ms) = duration {
-            histogram.insert(bucket_of(ms.max(0) as u64), 1);
+            *self
+                .durations
+                .entry(bucket_of(ms.max(0) as u64))
+                .or_default() += 1;
         }
-        self.add(ts.div_euclid(HOUR), event_type, status, name, 1, histogram);
+        self.count(ts.div_euclid(HOUR), event_type, status, name, 1);
     }
 
     /// Counts a rollup row.
@@ -173,21 +175,12 @@ impl Tally {
         n: u64,
         durations: &[u8],
     ) -> Result<(), StoreError> {
-        let mut histogram = Histogram::new();
-        decode_into(durations, &mut histogram)?;
-        self.add(hour, event_type, status, name, n, histogram);
+        decode_into(durations, &mut self.durations)?;
+        self.count(hour, event_type, status, name, n);
         Ok(())
     }
 
-    fn add(
-        &mut self,
-        hour: i64,
-        event_type: u8,
-        status: u8,
-        name: i64,
-        n: u64,
-        histogram: Histogram,
-    ) {
+    fn count(&mut self, hour: i64, event_type: u8, status: u8, name: i64, n: u64) {
         let errors = if status == Status::Error.code() { n } else { 0 };
         let entry = self.hours.entry(hour).or_default();
         entry.0 += n;
@@ -196,9 +189,6 @@ impl Tally {
         self.errors += errors;
         *self.by_type.entry(event_type).or_default() += n;
         *self.by_name.entry(name).or_default() += n;
-        for (bucket, count) in histogram {
-            *self.durations.entry(bucket).or_default() += count;
-        }
     }
 
     /// The stats answer: hours regrouped into buckets of `width`, names
