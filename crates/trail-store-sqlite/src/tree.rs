@@ -7,7 +7,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 use trail_core::merkle::{self, CompactRange, Hash};
-use trail_store::{StoreError, StoredCheckpoint};
+use trail_store::{tree, StoreError, StoredCheckpoint};
 
 use crate::schema::rid;
 
@@ -27,53 +27,13 @@ pub fn insert_node(
     Ok(())
 }
 
-/// Levels of complete subtrees that are stored: every fourth (4, 8, 12,
-/// ...). The others are computed from at most 16 stored nodes one stored
-/// level down, read in one range scan, which keeps a proof under a
-/// millisecond while the writer inserts one node per 16 leaves instead of
-/// one per leaf.
-pub const LEVEL_STEP: u8 = 4;
-
-/// Whether nodes of `level` are kept in `tree_nodes` (level 0, the leaves,
-/// are in `records`).
-pub fn is_stored_level(level: u8) -> bool {
-    level > 0 && level.is_multiple_of(LEVEL_STEP)
-}
+pub use trail_store::tree::is_stored_level;
 
 /// Any complete subtree hash: read when stored, else folded up from the
 /// stored level below it.
 pub fn node(conn: &Connection, tenant: i64, level: u8, index: u64) -> Result<Hash, StoreError> {
-    let base = level - level % LEVEL_STEP;
-    let span = u32::from(level - base);
-    let first = index << span;
-    let count = 1u64 << span;
-    let mut hashes: Vec<Hash> = nodes(conn, tenant, base, first, first + count)?
-        .into_iter()
-        .enumerate()
-        .map(|(offset, (at, hash))| {
-            if at == first + offset as u64 {
-                Ok(hash)
-            } else {
-                Err(missing(base, first + offset as u64))
-            }
-        })
-        .collect::<Result<_, _>>()?;
-    if hashes.len() as u64 != count {
-        return Err(missing(base, first + hashes.len() as u64));
-    }
-    while hashes.len() > 1 {
-        hashes = hashes
-            .chunks_exact(2)
-            .map(|pair| merkle::node_hash(&pair[0], &pair[1]))
-            .collect();
-    }
-    hashes.pop().ok_or_else(|| missing(level, index))
-}
-
-fn missing(level: u8, index: u64) -> StoreError {
-    StoreError::Corrupt(format!(
-        "tree node (level {level}, index {index}) is missing"
-    ))
+    let (base, first, count) = tree::base_of(level, index);
+    tree::fold(level, index, &nodes(conn, tenant, base, first, first + count)?)
 }
 
 /// The right edge of the tree of `size` leaves, from stored nodes.
@@ -85,34 +45,16 @@ pub fn load_range(conn: &Connection, tenant: i64, size: u64) -> Result<CompactRa
     CompactRange::from_parts(size, hashes).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
-fn proof_error<E: std::fmt::Display>(error: E) -> StoreError {
-    StoreError::Invalid {
-        field: "size".into(),
-        message: error.to_string(),
-    }
-}
-
 /// Checks a tree size against the log; `field` names the parameter.
 fn check_size(conn: &Connection, tenant: i64, size: u64, field: &str) -> Result<(), StoreError> {
-    let log = crate::read::log_size(conn, tenant)?;
-    if size > log {
-        return Err(StoreError::Invalid {
-            field: field.into(),
-            message: format!("the log holds {log} records; {field} {size} is beyond it"),
-        });
-    }
-    Ok(())
+    tree::check_size(crate::read::log_size(conn, tenant)?, size, field)
 }
 
 /// The root at `size`.
 pub fn root(conn: &Connection, tenant: i64, size: u64) -> Result<Hash, StoreError> {
     check_size(conn, tenant, size, "size")?;
-    merkle::root_from_nodes(size, |level, index| node(conn, tenant, level, index)).map_err(
-        |error| match error {
-            merkle::ProofError::Node { source, .. } => source,
-            other => proof_error(other),
-        },
-    )
+    merkle::root_from_nodes(size, |level, index| node(conn, tenant, level, index))
+        .map_err(|error| tree::proof_error(error, "size"))
 }
 
 /// Inclusion proof of `seq` in the tree of `size`.
@@ -123,18 +65,9 @@ pub fn inclusion_proof(
     size: u64,
 ) -> Result<Vec<Hash>, StoreError> {
     check_size(conn, tenant, size, "size")?;
-    if seq >= size {
-        return Err(StoreError::Invalid {
-            field: "seq".into(),
-            message: format!("seq {seq} is not in a tree of size {size}"),
-        });
-    }
-    merkle::inclusion_proof(seq, size, |level, index| node(conn, tenant, level, index)).map_err(
-        |error| match error {
-            merkle::ProofError::Node { source, .. } => source,
-            other => proof_error(other),
-        },
-    )
+    tree::check_inclusion(seq, size)?;
+    merkle::inclusion_proof(seq, size, |level, index| node(conn, tenant, level, index))
+        .map_err(|error| tree::proof_error(error, "size"))
 }
 
 /// Consistency proof from `from` to `to`.
@@ -145,18 +78,9 @@ pub fn consistency_proof(
     to: u64,
 ) -> Result<Vec<Hash>, StoreError> {
     check_size(conn, tenant, to, "to")?;
-    if from == 0 || from > to {
-        return Err(StoreError::Invalid {
-            field: "from".into(),
-            message: format!("a consistency proof needs 0 < from <= to (from {from}, to {to})"),
-        });
-    }
-    merkle::consistency_proof(from, to, |level, index| node(conn, tenant, level, index)).map_err(
-        |error| match error {
-            merkle::ProofError::Node { source, .. } => source,
-            other => proof_error(other),
-        },
-    )
+    tree::check_consistency(from, to)?;
+    merkle::consistency_proof(from, to, |level, index| node(conn, tenant, level, index))
+        .map_err(|error| tree::proof_error(error, "size"))
 }
 
 /// Stored nodes of one level with index in `[start, end)`.
@@ -261,26 +185,14 @@ pub fn add_checkpoint(
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(StoreError::backend)?;
     let outcome = (|| {
-        if let Some(latest) = self::checkpoint(conn, tenant, None)? {
-            if latest.size == checkpoint.size && latest.root == checkpoint.root {
-                return Ok(());
-            }
-            if latest.size >= checkpoint.size {
-                return Err(StoreError::Conflict {
-                    id: format!("checkpoint of size {}", checkpoint.size),
-                    seq: latest.size,
-                });
-            }
+        let latest = self::checkpoint(conn, tenant, None)?.map(|c| (c.size, c.root));
+        if tree::checkpoint_admission(latest, checkpoint.size, &checkpoint.root)?
+            == tree::Admission::AlreadyKept
+        {
+            return Ok(());
         }
-        let actual = root(conn, tenant, checkpoint.size)?;
-        if actual != checkpoint.root {
-            return Err(StoreError::Conflict {
-                id: format!(
-                    "checkpoint of size {} with a root that is not the log's",
-                    checkpoint.size
-                ),
-                seq: checkpoint.size,
-            });
+        if root(conn, tenant, checkpoint.size)? != checkpoint.root {
+            return Err(tree::wrong_root(checkpoint.size));
         }
         conn.prepare_cached(
             "INSERT INTO checkpoints (tenant_id, size, root, note, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",

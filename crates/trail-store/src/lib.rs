@@ -10,6 +10,7 @@
 //! a `trail-core` call.
 
 pub mod conformance;
+pub mod tree;
 mod error;
 mod model;
 pub mod writer;
