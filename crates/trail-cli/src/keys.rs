@@ -145,7 +145,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             )
             .await?
     } else {
-        let store = args.target.store.open()?;
+        let store = args.target.store.open().await?;
         let tenant = store.ensure_tenant(&args.target.tenant).await?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -172,7 +172,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         let value = client.call(Method::GET, "/v1/keys", &[], None).await?;
         value["keys"].as_array().cloned().unwrap_or_default()
     } else {
-        let store = args.target.store.open()?;
+        let store = args.target.store.open().await?;
         let Some(tenant) = store.tenant(&args.target.tenant).await? else {
             return Err(anyhow::anyhow!("no tenant named {}", args.target.tenant));
         };
@@ -222,7 +222,7 @@ async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
             )
             .await?;
     } else {
-        let store = args.target.store.open()?;
+        let store = args.target.store.open().await?;
         let Some(tenant) = store.tenant(&args.target.tenant).await? else {
             return Err(anyhow::anyhow!("no tenant named {}", args.target.tenant));
         };

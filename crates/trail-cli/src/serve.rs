@@ -99,7 +99,7 @@ pub const DEFAULT_TENANT: &str = "default";
 /// Runs the server until a shutdown signal.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
-    let store = args.store.open()?;
+    let store = args.store.open().await?;
     let log_key = args.log_key.load_or_create(&args.store.data_dir)?;
     if store.has_no_keys().await? {
         let tenant = store.ensure_tenant(DEFAULT_TENANT).await?;

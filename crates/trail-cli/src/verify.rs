@@ -1,5 +1,6 @@
 //! `trail verify`: checks a log against its signed checkpoints, from a
-//! running server (`--url --key`), straight from a store (`--data-dir`), or
+//! running server (`--url --key`), straight from a store (`--data-dir` or
+//! `--database-url`, opened without ever creating or migrating one), or
 //! from an export bundle with nothing but a verifier key (`--bundle FILE
 //! --vkey VKEY`). Exit 0 when everything verifies, 1 naming the first bad
 //! seq and what is wrong, 2 on usage errors.
@@ -147,14 +148,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         .as_ref()
         .map_or(args.log_key.log_origin.clone(), |key| key.name().to_owned());
     let trusted = verifiers(&vkeys)?;
-    if args.store.database_url.is_none() && !args.store.data_dir.join("trail.db").exists() {
-        return Err(UsageError(format!(
-            "no trail store in {}",
-            args.store.data_dir.display()
-        ))
-        .into());
-    }
-    let store = args.store.open()?;
+    // Never creates a store: none there is a usage error.
+    let store = args.store.open_existing().await?;
     let mut reports = Vec::new();
     for tenant in store.tenants().await? {
         if args
