@@ -4,14 +4,22 @@
 //! the batch, in tenant-id order (so two servers never deadlock), the log
 //! head row is locked `FOR UPDATE`: whichever server holds it assigns the
 //! next seqs, and every other server waits for it, so seqs stay gap-free and
-//! unique across processes. Under the lock, one query finds which of the
-//! batch's event ids the log already holds (a resend answers `duplicate`, a
-//! reused id with other content fails its job alone, and nothing of that
-//! job is written). Everything is decided in memory first; then each
-//! tenant's records, content and tree nodes go in with one multi-row
-//! `INSERT ... SELECT FROM unnest(...)` each (`COPY FROM` is not allowed on
-//! tables under row-level security), the head moves, and one `COMMIT`
-//! (synchronous) makes the batch durable before any job is answered.
+//! unique across processes.
+//!
+//! Then two things run side by side: a scoped thread *settles* the jobs in
+//! order (assigns seqs, seals envelopes, extends the Merkle edge, decides
+//! resends and conflicts; a conflicting job drops out alone and nothing of
+//! it is written) and hands finished rows over in chunks, while this thread
+//! inserts each chunk with one multi-row `INSERT ... SELECT FROM unnest(...)`
+//! per table (`COPY FROM` is not allowed on tables under row-level
+//! security), so sealing overlaps the database's work.
+//!
+//! Resends are rare, so the first pass is optimistic: it does not look the
+//! batch's ids up, and relies on the unique (tenant, id) index. When that
+//! index refuses a row, the pass is rolled back to a savepoint, the ids the
+//! log already holds are read (one `id = ANY(...)` query per tenant) and the
+//! batch is settled again knowing them. Finally the heads move and one
+//! synchronous `COMMIT` makes the batch durable before any job is answered.
 //!
 //! The writer thread is a plain thread; the committer drives its own
 //! single-threaded tokio runtime and connection.
@@ -57,16 +65,170 @@ impl PgCommitter {
 
 impl Committer for PgCommitter {
     fn commit(&mut self, jobs: &[AppendJob]) -> Result<Vec<JobResult>, StoreError> {
-        let pool = self.pool.clone();
-        let (results, ranges) = self
-            .runtime
-            .block_on(commit_batch(&pool, &self.ranges, jobs))?;
-        self.ranges.extend(ranges);
+        let started = std::time::Instant::now();
+        let now = now_micros();
+        let runtime = &self.runtime;
+        let mut client = runtime.block_on(connection(&self.pool))?;
+        let tx = runtime.block_on(async {
+            let tx = client.transaction().await.map_err(db)?;
+            tx.batch_execute(&format!("SET LOCAL ROLE {APP_ROLE}"))
+                .await
+                .map_err(db)?;
+            Ok::<_, StoreError>(tx)
+        })?;
+        let mut tenants: Vec<i64> = jobs.iter().map(|job| job.tenant.id).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        let locked = runtime.block_on(async {
+            let mut heads = HashMap::with_capacity(tenants.len());
+            for &tenant in &tenants {
+                let head = lock_head(&tx, tenant, self.ranges.get(&tenant), now).await?;
+                heads.insert(tenant, head);
+            }
+            tx.batch_execute("SAVEPOINT optimistic").await.map_err(db)?;
+            Ok::<_, StoreError>(heads)
+        })?;
+        let locked_at = started.elapsed();
+        let (results, heads) = match write(runtime, &tx, locked.clone(), jobs)? {
+            Written::Done(results, heads) => (results, heads),
+            Written::Resent => {
+                // Some id is already in the log: start over knowing which.
+                let heads = runtime.block_on(async {
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT optimistic")
+                        .await
+                        .map_err(db)?;
+                    let mut heads = locked;
+                    for &tenant in &tenants {
+                        let ids: Vec<Uuid> = jobs
+                            .iter()
+                            .filter(|job| job.tenant.id == tenant)
+                            .flat_map(|job| job.events.iter().map(|e| e.id))
+                            .collect();
+                        let known = known_ids(&tx, tenant, &ids).await?;
+                        if let Some(head) = heads.get_mut(&tenant) {
+                            head.known = known;
+                        }
+                    }
+                    Ok::<_, StoreError>(heads)
+                })?;
+                match write(runtime, &tx, heads, jobs)? {
+                    Written::Done(results, heads) => (results, heads),
+                    Written::Resent => return Err(StoreError::Backend(
+                        "an event id was refused as a duplicate although the log does not hold it"
+                            .into(),
+                    )),
+                }
+            }
+        };
+        let written_at = started.elapsed();
+        runtime.block_on(async {
+            for &tenant in &tenants {
+                move_head(&tx, &heads[&tenant]).await?;
+            }
+            tx.commit().await.map_err(db)
+        })?;
+        tracing::debug!(
+            jobs = jobs.len(),
+            events = jobs.iter().map(|j| j.events.len()).sum::<usize>(),
+            locked = ?locked_at,
+            written = ?written_at,
+            committed = ?started.elapsed(),
+            "postgres batch"
+        );
+        self.ranges
+            .extend(heads.into_iter().map(|(tenant, head)| (tenant, head.range)));
         Ok(results)
     }
 }
 
+/// Rows per insert statement (a chunk ends at a job boundary).
+const CHUNK_ROWS: usize = 512;
+
+/// One tenant's rows, ready to insert.
+struct Chunk {
+    tenant: i64,
+    rows: Rows,
+}
+
+/// The outcome of one settle-and-insert pass.
+enum Written {
+    /// Every job settled and every row inserted.
+    Done(Vec<JobResult>, HashMap<i64, Head>),
+    /// The unique (tenant, id) index refused a row: some id is in the log.
+    Resent,
+}
+
+/// Settles the jobs on a scoped thread while this thread inserts the rows
+/// it hands over.
+fn write(
+    runtime: &tokio::runtime::Runtime,
+    tx: &Transaction<'_>,
+    mut heads: HashMap<i64, Head>,
+    jobs: &[AppendJob],
+) -> Result<Written, StoreError> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Chunk>(4);
+    std::thread::scope(|scope| {
+        let settler = scope.spawn(move || {
+            let mut results = Vec::with_capacity(jobs.len());
+            let mut rows = Rows::default();
+            let mut current: Option<i64> = None;
+            for job in jobs {
+                let tenant = job.tenant.id;
+                if current.is_some_and(|t| t != tenant) || rows.seq.len() >= CHUNK_ROWS {
+                    let chunk = Chunk {
+                        tenant: current.unwrap_or(tenant),
+                        rows: std::mem::take(&mut rows),
+                    };
+                    if chunk.rows.seq.is_empty() {
+                        // Nothing to send (only resends so far).
+                    } else if sender.blocking_send(chunk).is_err() {
+                        // The inserter stopped (an error): stop too.
+                        return (results, heads);
+                    }
+                }
+                current = Some(tenant);
+                let result = match heads.get_mut(&tenant) {
+                    Some(head) => settle(head, &mut rows, job),
+                    None => Err(StoreError::Backend("a job's tenant has no head".into())),
+                };
+                results.push(result);
+            }
+            if let Some(tenant) = current {
+                if !rows.seq.is_empty() {
+                    let _ = sender.blocking_send(Chunk { tenant, rows });
+                }
+            }
+            (results, heads)
+        });
+        let inserted = runtime.block_on(async {
+            let mut scoped_to = None;
+            while let Some(chunk) = receiver.recv().await {
+                if scoped_to != Some(chunk.tenant) {
+                    switch_tenant(tx, chunk.tenant).await?;
+                    scoped_to = Some(chunk.tenant);
+                }
+                match insert(tx, chunk.tenant, &chunk.rows).await {
+                    Ok(()) => {}
+                    Err(Refused::DuplicateId) => return Ok(false),
+                    Err(Refused::Other(error)) => return Err(error),
+                }
+            }
+            Ok(true)
+        });
+        // Closing the channel stops a settler that is still going.
+        drop(receiver);
+        let (results, heads) = settler
+            .join()
+            .map_err(|_| StoreError::Backend("the settling thread panicked".into()))?;
+        Ok(match inserted? {
+            true => Written::Done(results, heads),
+            false => Written::Resent,
+        })
+    })
+}
+
 /// An id the log (or this batch) already holds.
+#[derive(Clone)]
 struct Known {
     seq: u64,
     leaf_hash: [u8; 32],
@@ -109,33 +271,33 @@ struct Mark {
 }
 
 /// A tenant's log inside the current transaction.
+#[derive(Clone)]
 struct Head {
     tenant: i64,
     next_seq: u64,
     received_at: i64,
     range: CompactRange,
     known: HashMap<Uuid, Known>,
-    rows: Rows,
 }
 
 impl Head {
-    fn mark(&self) -> Mark {
+    fn mark(&self, rows: &Rows) -> Mark {
         Mark {
             next_seq: self.next_seq,
             range: self.range.clone(),
-            records: self.rows.seq.len(),
-            content: self.rows.content_seq.len(),
-            nodes: self.rows.node_idx.len(),
+            records: rows.seq.len(),
+            content: rows.content_seq.len(),
+            nodes: rows.node_idx.len(),
         }
     }
 
-    fn undo(&mut self, mark: Mark, added: &[Uuid]) {
+    fn undo(&mut self, rows: &mut Rows, mark: Mark, added: &[Uuid]) {
         for id in added {
             self.known.remove(id);
         }
         self.next_seq = mark.next_seq;
         self.range = mark.range;
-        let r = &mut self.rows;
+        let r = rows;
         let n = mark.records;
         r.seq.truncate(n);
         r.id.truncate(n);
@@ -159,11 +321,11 @@ impl Head {
     }
 
     /// Adds one new event at the head.
-    fn push(&mut self, tenant: &str, event: &PreparedEvent) -> Accepted {
+    fn push(&mut self, rows: &mut Rows, tenant: &str, event: &PreparedEvent) -> Accepted {
         let seq = self.next_seq;
         let sealed = event.seal(tenant, seq, self.received_at);
         let index = &event.index;
-        let r = &mut self.rows;
+        let r = rows;
         r.seq.push(seq as i64);
         r.id.push(event.id);
         r.received_at.push(self.received_at);
@@ -208,11 +370,10 @@ impl Head {
     }
 }
 
-/// Locks the tenant's head and loads what the batch needs to know.
+/// Locks the tenant's head row and loads its tree edge.
 async fn lock_head(
     tx: &Transaction<'_>,
     tenant: i64,
-    ids: &[Uuid],
     cached: Option<&CompactRange>,
     now: i64,
 ) -> Result<Head, StoreError> {
@@ -239,6 +400,27 @@ async fn lock_head(
     // received_at never goes backwards within a log, whatever the clocks
     // of the servers sharing it do.
     let received_at = row.get::<_, i64>(1).max(now);
+    let range = match cached {
+        Some(range) if range.size() == next_seq => range.clone(),
+        // Another server wrote, or first use: rebuild from the stored nodes.
+        _ => crate::tree::load_range(tx, tenant, next_seq).await?,
+    };
+    Ok(Head {
+        tenant,
+        next_seq,
+        received_at,
+        range,
+        known: HashMap::new(),
+    })
+}
+
+/// Which of `ids` the tenant's log already holds.
+async fn known_ids(
+    tx: &Transaction<'_>,
+    tenant: i64,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Known>, StoreError> {
+    switch_tenant(tx, tenant).await?;
     let stmt = tx
         .prepare_cached(
             "SELECT id, seq, envelope, leaf_hash FROM records WHERE tenant_id = $1 AND id = ANY($2)",
@@ -264,28 +446,32 @@ async fn lock_head(
             },
         );
     }
-    let range = match cached {
-        Some(range) if range.size() == next_seq => range.clone(),
-        // Another server wrote, or first use: rebuild from the stored nodes.
-        _ => crate::tree::load_range(tx, tenant, next_seq).await?,
-    };
-    Ok(Head {
-        tenant,
-        next_seq,
-        received_at,
-        range,
-        known,
-        rows: Rows::default(),
-    })
+    Ok(known)
 }
 
-/// Writes one tenant's rows and moves its head.
-async fn flush(tx: &Transaction<'_>, tenant: i64, head: &Head) -> Result<(), StoreError> {
-    let r = &head.rows;
-    if r.seq.is_empty() {
-        return Ok(());
+/// Why an insert failed.
+enum Refused {
+    /// The unique (tenant, id) index: an id the log already holds.
+    DuplicateId,
+    /// Anything else.
+    Other(StoreError),
+}
+
+fn refused(error: tokio_postgres::Error) -> Refused {
+    let duplicate = error.as_db_error().is_some_and(|db| {
+        db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+            && db.constraint() == Some("records_tenant_id_id_key")
+    });
+    if duplicate {
+        Refused::DuplicateId
+    } else {
+        Refused::Other(db(error))
     }
-    switch_tenant(tx, tenant).await?;
+}
+
+/// Inserts one chunk of a tenant's rows (the transaction is scoped to that
+/// tenant).
+async fn insert(tx: &Transaction<'_>, tenant: i64, r: &Rows) -> Result<(), Refused> {
     let records = tx
         .prepare_cached(
             "INSERT INTO records (tenant_id, seq, id, received_at, ts, type, status, name, user_id, \
@@ -299,7 +485,7 @@ async fn flush(tx: &Transaction<'_>, tenant: i64, head: &Head) -> Result<(), Sto
              has_content, envelope, leaf_hash)",
         )
         .await
-        .map_err(db)?;
+        .map_err(refused)?;
     let params: [&(dyn ToSql + Sync); 14] = [
         &tenant,
         &r.seq,
@@ -316,7 +502,7 @@ async fn flush(tx: &Transaction<'_>, tenant: i64, head: &Head) -> Result<(), Sto
         &r.envelope,
         &r.leaf_hash,
     ];
-    tx.execute(&records, &params).await.map_err(db)?;
+    tx.execute(&records, &params).await.map_err(refused)?;
     if !r.content_seq.is_empty() {
         let stmt = tx
             .prepare_cached(
@@ -324,13 +510,13 @@ async fn flush(tx: &Transaction<'_>, tenant: i64, head: &Head) -> Result<(), Sto
                  SELECT $1, u.seq, u.salt, u.body FROM unnest($2::bigint[], $3::bytea[], $4::bytea[]) AS u(seq, salt, body)",
             )
             .await
-            .map_err(db)?;
+            .map_err(refused)?;
         tx.execute(
             &stmt,
             &[&tenant, &r.content_seq, &r.content_salt, &r.content_body],
         )
         .await
-        .map_err(db)?;
+        .map_err(refused)?;
     }
     if !r.node_idx.is_empty() {
         let stmt = tx
@@ -339,18 +525,24 @@ async fn flush(tx: &Transaction<'_>, tenant: i64, head: &Head) -> Result<(), Sto
                  SELECT $1, u.level, u.idx, u.hash FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) AS u(level, idx, hash)",
             )
             .await
-            .map_err(db)?;
+            .map_err(refused)?;
         tx.execute(&stmt, &[&tenant, &r.node_level, &r.node_idx, &r.node_hash])
             .await
-            .map_err(db)?;
+            .map_err(refused)?;
     }
+    Ok(())
+}
+
+/// Moves a tenant's head past the rows written.
+async fn move_head(tx: &Transaction<'_>, head: &Head) -> Result<(), StoreError> {
+    switch_tenant(tx, head.tenant).await?;
     let stmt = tx
         .prepare_cached("UPDATE log_heads SET next_seq = $2, received_at = $3 WHERE tenant_id = $1")
         .await
         .map_err(db)?;
     tx.execute(
         &stmt,
-        &[&tenant, &(head.next_seq as i64), &head.received_at],
+        &[&head.tenant, &(head.next_seq as i64), &head.received_at],
     )
     .await
     .map_err(db)?;
@@ -358,9 +550,9 @@ async fn flush(tx: &Transaction<'_>, tenant: i64, head: &Head) -> Result<(), Sto
 }
 
 /// Settles one job against its tenant's head: every event new or a
-/// faithful resend, or the job fails alone.
-fn settle(head: &mut Head, job: &AppendJob) -> JobResult {
-    let mark = head.mark();
+/// faithful resend, or the job fails alone and leaves no row behind.
+fn settle(head: &mut Head, rows: &mut Rows, job: &AppendJob) -> JobResult {
+    let mark = head.mark(rows);
     let mut added = Vec::new();
     let mut accepted = Vec::with_capacity(job.events.len());
     for event in &job.events {
@@ -370,7 +562,7 @@ fn settle(head: &mut Head, job: &AppendJob) -> JobResult {
                     id: event.id.to_string(),
                     seq: known.seq,
                 };
-                head.undo(mark, &added);
+                head.undo(rows, mark, &added);
                 return Err(error);
             }
             accepted.push(Accepted {
@@ -382,66 +574,9 @@ fn settle(head: &mut Head, job: &AppendJob) -> JobResult {
             continue;
         }
         added.push(event.id);
-        accepted.push(head.push(&job.tenant.name, event));
+        accepted.push(head.push(rows, &job.tenant.name, event));
     }
     Ok(accepted)
-}
-
-type Outcome = (Vec<JobResult>, HashMap<i64, CompactRange>);
-
-async fn commit_batch(
-    pool: &Pool,
-    ranges: &HashMap<i64, CompactRange>,
-    jobs: &[AppendJob],
-) -> Result<Outcome, StoreError> {
-    let now = now_micros();
-    let started = std::time::Instant::now();
-    let mut client = connection(pool).await?;
-    let tx = client.transaction().await.map_err(db)?;
-    tx.batch_execute(&format!("SET LOCAL ROLE {APP_ROLE}"))
-        .await
-        .map_err(db)?;
-    let mut ids: HashMap<i64, Vec<Uuid>> = HashMap::new();
-    for job in jobs {
-        ids.entry(job.tenant.id)
-            .or_default()
-            .extend(job.events.iter().map(|e| e.id));
-    }
-    let mut tenants: Vec<i64> = ids.keys().copied().collect();
-    tenants.sort_unstable();
-    let mut heads: HashMap<i64, Head> = HashMap::with_capacity(tenants.len());
-    for &tenant in &tenants {
-        let head = lock_head(&tx, tenant, &ids[&tenant], ranges.get(&tenant), now).await?;
-        heads.insert(tenant, head);
-    }
-    let locked = started.elapsed();
-    let mut results = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let head = heads
-            .get_mut(&job.tenant.id)
-            .ok_or_else(|| StoreError::Backend("a job's tenant has no head".into()))?;
-        results.push(settle(head, job));
-    }
-    let settled = started.elapsed();
-    for &tenant in &tenants {
-        flush(&tx, tenant, &heads[&tenant]).await?;
-    }
-    let flushed = started.elapsed();
-    tx.commit().await.map_err(db)?;
-    tracing::debug!(
-        jobs = jobs.len(),
-        events = jobs.iter().map(|j| j.events.len()).sum::<usize>(),
-        ?locked,
-        ?settled,
-        ?flushed,
-        committed = ?started.elapsed(),
-        "postgres batch"
-    );
-    let ranges = heads
-        .into_iter()
-        .map(|(tenant, head)| (tenant, head.range))
-        .collect();
-    Ok((results, ranges))
 }
 
 /// Wall-clock time in unix microseconds.

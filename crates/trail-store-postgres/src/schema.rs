@@ -125,9 +125,11 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['log_heads', 'api_keys', 'settings', 'records', 'content', 'tree_nodes', 'checkpoints']
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        -- The setting is read in a sub-select, evaluated once per statement
+        -- rather than once per row.
         EXECUTE format('CREATE POLICY tenant_rows ON %I USING '
-            '(tenant_id = NULLIF(current_setting(''trail.tenant'', true), '''')::bigint) WITH CHECK '
-            '(tenant_id = NULLIF(current_setting(''trail.tenant'', true), '''')::bigint)', t);
+            '(tenant_id = (SELECT NULLIF(current_setting(''trail.tenant'', true), '''')::bigint)) WITH CHECK '
+            '(tenant_id = (SELECT NULLIF(current_setting(''trail.tenant'', true), '''')::bigint))', t);
     END LOOP;
 END $$;
 
