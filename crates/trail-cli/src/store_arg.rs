@@ -56,11 +56,9 @@ impl StoreArgs {
         }
         let path = self.data_dir.join("trail.db");
         if !create && !path.exists() {
-            return Err(UsageError(format!(
-                "no trail store in {}",
-                self.data_dir.display()
-            ))
-            .into());
+            return Err(
+                UsageError(format!("no trail store in {}", self.data_dir.display())).into(),
+            );
         }
         let store = SqliteStore::open(&path, SqliteOptions::default())
             .with_context(|| format!("opening {}", path.display()))?;

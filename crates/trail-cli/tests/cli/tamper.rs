@@ -301,7 +301,7 @@ fn consistent_rewrite(dir: &Path, seq: u64) -> usize {
 }
 
 #[test]
-fn untouched_copy_verifies_and_its_triggers_refuse_edits() {
+fn sqlite_untouched_copy_verifies_and_its_triggers_refuse_edits() {
     let fixture = fixture();
     let copy = fixture.copy();
     let (code, report, stderr) = verify(copy.path());
@@ -342,7 +342,7 @@ fn untouched_copy_verifies_and_its_triggers_refuse_edits() {
 }
 
 #[test]
-fn tamper_changed_envelope_field_names_its_seq() {
+fn sqlite_tamper_changed_envelope_field_names_its_seq() {
     let fixture = fixture();
     let copy = fixture.copy();
     let out = attack(
@@ -358,7 +358,7 @@ fn tamper_changed_envelope_field_names_its_seq() {
 }
 
 #[test]
-fn tamper_changed_leaf_hash_names_its_seq() {
+fn sqlite_tamper_changed_leaf_hash_names_its_seq() {
     let fixture = fixture();
     let copy = fixture.copy();
     let (ok, before, _) = sqlite(
@@ -381,7 +381,7 @@ fn tamper_changed_leaf_hash_names_its_seq() {
 }
 
 #[test]
-fn tamper_changed_content_names_its_seq() {
+fn sqlite_tamper_changed_content_names_its_seq() {
     let fixture = fixture();
     let copy = fixture.copy();
     let out = attack(
@@ -399,7 +399,7 @@ fn tamper_changed_content_names_its_seq() {
 }
 
 #[test]
-fn tamper_deleted_record_names_its_seq() {
+fn sqlite_tamper_deleted_record_names_its_seq() {
     let fixture = fixture();
     let copy = fixture.copy();
     let out = attack(
@@ -414,7 +414,7 @@ fn tamper_deleted_record_names_its_seq() {
 }
 
 #[test]
-fn tamper_swapped_records_name_the_first() {
+fn sqlite_tamper_swapped_records_name_the_first() {
     let fixture = fixture();
     let copy = fixture.copy();
     let (a, b) = (rid(13), rid(14));
@@ -439,7 +439,7 @@ fn tamper_swapped_records_name_the_first() {
 }
 
 #[test]
-fn tamper_forged_record_names_its_seq() {
+fn sqlite_tamper_forged_record_names_its_seq() {
     let fixture = fixture();
     let copy = fixture.copy();
     // Seq 8 is where a checkpoint (size 8) ends, so even a forgery that
@@ -451,7 +451,7 @@ fn tamper_forged_record_names_its_seq() {
 }
 
 #[test]
-fn tamper_consistent_rewrite_names_the_first_unverified_seq() {
+fn sqlite_tamper_consistent_rewrite_names_the_first_unverified_seq() {
     let fixture = fixture();
     // A rewrite at a checkpoint boundary (a checkpoint of size 8 exists).
     let copy = fixture.copy();
@@ -479,7 +479,7 @@ fn tamper_consistent_rewrite_names_the_first_unverified_seq() {
 }
 
 #[test]
-fn tamper_truncated_tail_names_the_cut() {
+fn sqlite_tamper_truncated_tail_names_the_cut() {
     let fixture = fixture();
     let copy = fixture.copy();
     let t = 14;
