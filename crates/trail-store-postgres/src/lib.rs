@@ -8,8 +8,26 @@
 //! named by the per-transaction setting `trail.tenant` (row-level security),
 //! even when the URL names a superuser.
 
-use trail_store::writer::WriterConfig;
-use trail_store::StoreError;
+mod admin;
+mod commit;
+mod read;
+mod schema;
+mod tree;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
+use tokio_postgres::NoTls;
+use trail_core::record::PreparedEvent;
+use trail_store::writer::{Writer, WriterConfig, WriterMetrics};
+use trail_store::{
+    Accepted, ApiKey, EventQuery, Page, ReadScope, Stats, StatsQuery, Store, StoreError,
+    StoredCheckpoint, StoredRecord, Tenant, TenantSettings,
+};
+use uuid::Uuid;
+
+pub use schema::SCHEMA_VERSION;
 
 /// The role trail works as; created by the first migration.
 pub const APP_ROLE: &str = "trail_app";
@@ -36,47 +54,301 @@ impl Default for PostgresOptions {
     }
 }
 
-/// A PostgreSQL-backed [`trail_store::Store`].
-pub struct PostgresStore {}
+/// A PostgreSQL-backed [`Store`].
+pub struct PostgresStore {
+    pool: Pool,
+    writer: Writer,
+}
+
+/// The text of a driver error: the server's message and detail when there
+/// is one (tokio-postgres's own `Display` says only "db error").
+pub(crate) fn pg_error(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{}: {}", db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(" (");
+                text.push_str(detail);
+                text.push(')');
+            }
+            text
+        }
+        None => error.to_string(),
+    }
+}
+
+/// Maps a driver error: a lost connection is `Unavailable` (503, retry),
+/// anything else `Backend`.
+pub(crate) fn db(error: tokio_postgres::Error) -> StoreError {
+    if error.is_closed() {
+        StoreError::Unavailable(format!("database connection lost: {error}"))
+    } else {
+        StoreError::Backend(pg_error(&error))
+    }
+}
+
+/// Parses a URL or key=value connection string.
+fn parse_config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|error| StoreError::Invalid {
+            field: "database_url".into(),
+            message: format!("not a PostgreSQL connection URL: {error}"),
+        })
+}
+
+/// A pool of connections to `config`.
+pub(crate) fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .wait_timeout(Some(Duration::from_secs(30)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(StoreError::backend)
+}
+
+/// A pooled connection.
+pub(crate) async fn connection(pool: &Pool) -> Result<Object, StoreError> {
+    pool.get().await.map_err(|error| match error {
+        deadpool_postgres::PoolError::Backend(error) => db(error),
+        other => StoreError::Unavailable(format!("database: {other}")),
+    })
+}
+
+/// The statements that open every transaction: work as the application
+/// role, scoped to one tenant (or to none, which sees no tenant rows).
+pub(crate) fn scope_sql(tenant: Option<i64>) -> String {
+    let tenant = tenant.map(|id| id.to_string()).unwrap_or_default();
+    format!("SET LOCAL ROLE {APP_ROLE}; SELECT set_config('trail.tenant', '{tenant}', true)")
+}
+
+/// Opens a transaction as the application role, scoped to `tenant`.
+pub(crate) async fn begin(
+    client: &mut Object,
+    tenant: Option<i64>,
+) -> Result<Transaction<'_>, StoreError> {
+    let tx = client.transaction().await.map_err(db)?;
+    tx.batch_execute(&scope_sql(tenant)).await.map_err(db)?;
+    Ok(tx)
+}
+
+/// Switches an open transaction to another tenant.
+pub(crate) async fn switch_tenant(tx: &Transaction<'_>, tenant: i64) -> Result<(), StoreError> {
+    tx.batch_execute(&format!(
+        "SELECT set_config('trail.tenant', '{tenant}', true)"
+    ))
+    .await
+    .map_err(db)
+}
 
 impl PostgresStore {
     /// Connects to `url` (a `postgres://` URL or a libpq key=value string),
     /// migrates when asked, and starts the writer.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
-        let _ = (url, options);
-        Err(StoreError::Unavailable("postgres backend under construction".into()))
+        let config = parse_config(url)?;
+        let pool = pool(config.clone(), options.pool_size)?;
+        {
+            let mut client = connection(&pool).await?;
+            if options.migrate {
+                schema::migrate(&mut client).await?;
+            } else {
+                schema::check(&client).await?;
+            }
+        }
+        let committer = commit::PgCommitter::start(config)?;
+        let writer = Writer::start(committer, options.writer);
+        Ok(PostgresStore { pool, writer })
     }
 }
 
-fn todo<T>() -> Result<T, StoreError> {
-    Err(StoreError::Unavailable("postgres backend under construction".into()))
+/// Runs `$body` (a future using `$tx`) in a transaction scoped to
+/// `$tenant`, as the application role, and commits it.
+macro_rules! in_tx {
+    ($store:expr, $tenant:expr, |$tx:ident| $body:expr) => {{
+        let mut client = connection(&$store.pool).await?;
+        let transaction = begin(&mut client, $tenant).await?;
+        let value = {
+            let $tx = &transaction;
+            $body.await?
+        };
+        transaction.commit().await.map_err(db)?;
+        Ok(value)
+    }};
 }
 
-#[async_trait::async_trait]
-impl trail_store::Store for PostgresStore {
-    async fn append(&self, _: &trail_store::Tenant, _: Vec<trail_core::record::PreparedEvent>) -> Result<Vec<trail_store::Accepted>, StoreError> { todo() }
-    async fn query(&self, _: &trail_store::ReadScope, _: &trail_store::EventQuery) -> Result<trail_store::Page, StoreError> { todo() }
-    async fn get(&self, _: &trail_store::ReadScope, _: uuid::Uuid) -> Result<Option<trail_store::StoredRecord>, StoreError> { todo() }
-    async fn stats(&self, _: &trail_store::ReadScope, _: &trail_store::StatsQuery) -> Result<trail_store::Stats, StoreError> { todo() }
-    async fn log_size(&self, _: &trail_store::Tenant) -> Result<u64, StoreError> { todo() }
-    async fn ensure_tenant(&self, _: &str) -> Result<trail_store::Tenant, StoreError> { todo() }
-    async fn tenant(&self, _: &str) -> Result<Option<trail_store::Tenant>, StoreError> { todo() }
-    async fn has_no_keys(&self) -> Result<bool, StoreError> { todo() }
-    async fn create_key(&self, _: &trail_store::ApiKey) -> Result<(), StoreError> { todo() }
-    async fn key(&self, _: &str) -> Result<Option<trail_store::ApiKey>, StoreError> { todo() }
-    async fn list_keys(&self, _: &trail_store::Tenant) -> Result<Vec<trail_store::ApiKey>, StoreError> { todo() }
-    async fn revoke_key(&self, _: &trail_store::Tenant, _: &str) -> Result<trail_store::ApiKey, StoreError> { todo() }
-    async fn settings(&self, _: &trail_store::Tenant) -> Result<trail_store::TenantSettings, StoreError> { todo() }
-    async fn put_settings(&self, _: &trail_store::Tenant, _: &trail_store::TenantSettings) -> Result<(), StoreError> { todo() }
-    async fn tenants(&self) -> Result<Vec<trail_store::Tenant>, StoreError> { todo() }
-    async fn root(&self, _: &trail_store::Tenant, _: u64) -> Result<[u8; 32], StoreError> { todo() }
-    async fn inclusion_proof(&self, _: &trail_store::Tenant, _: u64, _: u64) -> Result<Vec<[u8; 32]>, StoreError> { todo() }
-    async fn consistency_proof(&self, _: &trail_store::Tenant, _: u64, _: u64) -> Result<Vec<[u8; 32]>, StoreError> { todo() }
-    async fn tree_nodes(&self, _: &trail_store::Tenant, _: u8, _: u64, _: u64) -> Result<Vec<(u64, [u8; 32])>, StoreError> { todo() }
-    async fn add_checkpoint(&self, _: &trail_store::Tenant, _: &trail_store::StoredCheckpoint) -> Result<(), StoreError> { todo() }
-    async fn latest_checkpoint(&self, _: &trail_store::Tenant) -> Result<Option<trail_store::StoredCheckpoint>, StoreError> { todo() }
-    async fn checkpoint(&self, _: &trail_store::Tenant, _: u64) -> Result<Option<trail_store::StoredCheckpoint>, StoreError> { todo() }
-    async fn checkpoints(&self, _: &trail_store::Tenant) -> Result<Vec<trail_store::StoredCheckpoint>, StoreError> { todo() }
-    fn writer_metrics(&self) -> trail_store::writer::WriterMetrics { Default::default() }
-    async fn shutdown(&self) {}
+#[async_trait]
+impl Store for PostgresStore {
+    async fn append(
+        &self,
+        tenant: &Tenant,
+        events: Vec<PreparedEvent>,
+    ) -> Result<Vec<Accepted>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer.append(tenant.clone(), events).await
+    }
+
+    async fn query(&self, scope: &ReadScope, query: &EventQuery) -> Result<Page, StoreError> {
+        in_tx!(self, Some(scope.tenant.id), |tx| read::query(
+            tx, scope, query
+        ))
+    }
+
+    async fn get(&self, scope: &ReadScope, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {
+        in_tx!(self, Some(scope.tenant.id), |tx| read::get(tx, scope, id))
+    }
+
+    async fn stats(&self, scope: &ReadScope, query: &StatsQuery) -> Result<Stats, StoreError> {
+        in_tx!(self, Some(scope.tenant.id), |tx| read::stats(
+            tx, scope, query
+        ))
+    }
+
+    async fn log_size(&self, tenant: &Tenant) -> Result<u64, StoreError> {
+        let id = tenant.id;
+        in_tx!(self, Some(id), |tx| read::log_size(tx, id))
+    }
+
+    async fn ensure_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
+        let mut client = connection(&self.pool).await?;
+        admin::ensure_tenant(&mut client, name).await
+    }
+
+    async fn tenant(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        in_tx!(self, None, |tx| admin::tenant(tx, name))
+    }
+
+    async fn has_no_keys(&self) -> Result<bool, StoreError> {
+        in_tx!(self, None, |tx| admin::has_no_keys(tx))
+    }
+
+    async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        in_tx!(self, Some(key.tenant.id), |tx| admin::create_key(tx, key))
+    }
+
+    async fn key(&self, key_id: &str) -> Result<Option<ApiKey>, StoreError> {
+        in_tx!(self, None, |tx| admin::key(tx, key_id))
+    }
+
+    async fn list_keys(&self, tenant: &Tenant) -> Result<Vec<ApiKey>, StoreError> {
+        in_tx!(self, Some(tenant.id), |tx| admin::list_keys(tx, tenant))
+    }
+
+    async fn revoke_key(&self, tenant: &Tenant, key_id: &str) -> Result<ApiKey, StoreError> {
+        in_tx!(self, Some(tenant.id), |tx| admin::revoke_key(
+            tx, tenant, key_id
+        ))
+    }
+
+    async fn settings(&self, tenant: &Tenant) -> Result<TenantSettings, StoreError> {
+        in_tx!(self, Some(tenant.id), |tx| admin::settings(tx, tenant))
+    }
+
+    async fn put_settings(
+        &self,
+        tenant: &Tenant,
+        settings: &TenantSettings,
+    ) -> Result<(), StoreError> {
+        in_tx!(self, Some(tenant.id), |tx| admin::put_settings(
+            tx, tenant, settings
+        ))
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        in_tx!(self, None, |tx| admin::tenants(tx))
+    }
+
+    async fn root(&self, tenant: &Tenant, size: u64) -> Result<[u8; 32], StoreError> {
+        let id = tenant.id;
+        in_tx!(self, Some(id), |tx| tree::root(tx, id, size))
+    }
+
+    async fn inclusion_proof(
+        &self,
+        tenant: &Tenant,
+        seq: u64,
+        size: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let id = tenant.id;
+        in_tx!(self, Some(id), |tx| tree::inclusion_proof(
+            tx, id, seq, size
+        ))
+    }
+
+    async fn consistency_proof(
+        &self,
+        tenant: &Tenant,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let id = tenant.id;
+        in_tx!(self, Some(id), |tx| tree::consistency_proof(
+            tx, id, from, to
+        ))
+    }
+
+    async fn tree_nodes(
+        &self,
+        tenant: &Tenant,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        let id = tenant.id;
+        in_tx!(self, Some(id), |tx| tree::nodes(tx, id, level, start, end))
+    }
+
+    async fn add_checkpoint(
+        &self,
+        tenant: &Tenant,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        let id = tenant.id;
+        in_tx!(self, Some(id), |tx| tree::add_checkpoint(
+            tx, id, checkpoint
+        ))
+    }
+
+    async fn latest_checkpoint(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let id = tenant.id;
+        in_tx!(self, Some(id), |tx| tree::checkpoint(tx, id, None))
+    }
+
+    async fn checkpoint(
+        &self,
+        tenant: &Tenant,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let id = tenant.id;
+        in_tx!(self, Some(id), |tx| tree::checkpoint(tx, id, Some(size)))
+    }
+
+    async fn checkpoints(&self, tenant: &Tenant) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let id = tenant.id;
+        in_tx!(self, Some(id), |tx| tree::checkpoints(tx, id))
+    }
+
+    fn keeps_tree_level(&self, level: u8) -> bool {
+        trail_store::tree::is_stored_level(level)
+    }
+
+    fn writer_metrics(&self) -> WriterMetrics {
+        self.writer.metrics()
+    }
+
+    async fn shutdown(&self) {
+        self.writer.shutdown().await;
+        self.pool.close();
+    }
 }

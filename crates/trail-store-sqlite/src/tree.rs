@@ -33,7 +33,11 @@ pub use trail_store::tree::is_stored_level;
 /// stored level below it.
 pub fn node(conn: &Connection, tenant: i64, level: u8, index: u64) -> Result<Hash, StoreError> {
     let (base, first, count) = tree::base_of(level, index);
-    tree::fold(level, index, &nodes(conn, tenant, base, first, first + count)?)
+    tree::fold(
+        level,
+        index,
+        &nodes(conn, tenant, base, first, first + count)?,
+    )
 }
 
 /// The right edge of the tree of `size` leaves, from stored nodes.

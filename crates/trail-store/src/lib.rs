@@ -10,9 +10,9 @@
 //! a `trail-core` call.
 
 pub mod conformance;
-pub mod tree;
 mod error;
 mod model;
+pub mod tree;
 pub mod writer;
 
 pub use error::StoreError;

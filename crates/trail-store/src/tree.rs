@@ -148,10 +148,21 @@ mod tests {
     #[test]
     fn folding_matches_the_tree() {
         let leaves: Vec<Hash> = (0u8..32).map(|i| [i; 32]).collect();
-        let base: Vec<(u64, Hash)> = leaves.iter().copied().enumerate().map(|(i, h)| (i as u64, h)).collect();
-        assert_eq!(fold(2, 1, &base[4..8]).unwrap(), merkle::root_of(&leaves[4..8]));
+        let base: Vec<(u64, Hash)> = leaves
+            .iter()
+            .copied()
+            .enumerate()
+            .map(|(i, h)| (i as u64, h))
+            .collect();
+        assert_eq!(
+            fold(2, 1, &base[4..8]).unwrap(),
+            merkle::root_of(&leaves[4..8])
+        );
         assert_eq!(fold(0, 3, &base[3..4]).unwrap(), leaves[3]);
-        assert!(matches!(fold(2, 1, &base[4..7]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            fold(2, 1, &base[4..7]),
+            Err(StoreError::Corrupt(_))
+        ));
         assert_eq!(base_of(6, 3), (4, 12, 4));
         assert!(is_stored_level(8) && !is_stored_level(0) && !is_stored_level(3));
     }

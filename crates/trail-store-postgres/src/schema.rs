@@ -1,0 +1,280 @@
+//! Versioned migrations of the postgres schema, and the application role.
+//!
+//! `trail_schema.version` holds the schema version; a database whose version
+//! is newer than this build knows is refused, as on sqlite. Migrations run
+//! in one transaction each, under an advisory lock, so several servers
+//! starting at once migrate exactly once.
+//!
+//! Rules the database enforces (see ARCHITECTURE.md):
+//! - trail works as [`APP_ROLE`](crate::APP_ROLE): every transaction starts
+//!   with `SET LOCAL ROLE trail_app`, even when the URL names a superuser.
+//!   The role may only SELECT and INSERT records, content, tree nodes and
+//!   checkpoints: no UPDATE, no DELETE, no TRUNCATE.
+//! - Every table holding a tenant's data has row-level security keyed by the
+//!   per-transaction setting `trail.tenant`: a query that forgets its tenant
+//!   sees no rows, and an insert for another tenant is refused.
+//! - Triggers refuse UPDATE, DELETE and TRUNCATE of those tables for anyone
+//!   (a second wall against a superuser's slip; a superuser who disables
+//!   them is caught by `trail verify`).
+//! - The few lookups that must cross tenants (an API key by its id, whether
+//!   any key exists) are SECURITY DEFINER functions that return only that.
+
+use tokio_postgres::Client;
+use trail_store::StoreError;
+
+use crate::{pg_error, APP_ROLE};
+
+/// Key of the advisory lock held while migrating.
+const MIGRATION_LOCK: i64 = 0x7472_6169_6c00_0001;
+
+/// The migrations, in order; index + 1 is the version they lead to.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tenants (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name       text NOT NULL UNIQUE,
+    created_at bigint NOT NULL
+);
+CREATE TABLE log_heads (
+    tenant_id   bigint PRIMARY KEY REFERENCES tenants(id),
+    next_seq    bigint NOT NULL CHECK (next_seq >= 0),
+    received_at bigint NOT NULL
+);
+CREATE TABLE api_keys (
+    key_id      text PRIMARY KEY,
+    tenant_id   bigint NOT NULL REFERENCES tenants(id),
+    role        text NOT NULL CHECK (role IN ('ingest', 'read', 'admin')),
+    user_id     text,
+    secret_hash bytea NOT NULL CHECK (length(secret_hash) = 32),
+    label       text,
+    created_at  bigint NOT NULL,
+    revoked_at  bigint
+);
+CREATE INDEX api_keys_tenant ON api_keys (tenant_id, created_at);
+CREATE TABLE settings (
+    tenant_id bigint PRIMARY KEY REFERENCES tenants(id),
+    body      text NOT NULL
+);
+CREATE TABLE records (
+    tenant_id    bigint NOT NULL,
+    seq          bigint NOT NULL,
+    id           uuid NOT NULL,
+    received_at  bigint NOT NULL,
+    ts           bigint NOT NULL,
+    type         smallint NOT NULL,
+    status       smallint NOT NULL,
+    name         text NOT NULL,
+    user_id      text,
+    session_id   text,
+    project_id   text,
+    task_id      text,
+    agent_id     text,
+    model        text,
+    provider     text,
+    transport    smallint,
+    confirmed    boolean,
+    document_ids jsonb,
+    duration_ms  bigint,
+    has_content  boolean NOT NULL,
+    envelope     bytea NOT NULL,
+    leaf_hash    bytea NOT NULL,
+    PRIMARY KEY (tenant_id, seq),
+    UNIQUE (tenant_id, id)
+);
+CREATE INDEX records_ts ON records (tenant_id, ts);
+CREATE INDEX records_name ON records (tenant_id, name, seq);
+CREATE INDEX records_user ON records (tenant_id, user_id, seq) WHERE user_id IS NOT NULL;
+CREATE INDEX records_session ON records (tenant_id, session_id, seq) WHERE session_id IS NOT NULL;
+CREATE TABLE content (
+    tenant_id bigint NOT NULL,
+    seq       bigint NOT NULL,
+    salt      bytea NOT NULL,
+    body      bytea NOT NULL,
+    PRIMARY KEY (tenant_id, seq)
+);
+CREATE TABLE tree_nodes (
+    tenant_id bigint NOT NULL,
+    level     smallint NOT NULL,
+    idx       bigint NOT NULL,
+    hash      bytea NOT NULL CHECK (length(hash) = 32),
+    PRIMARY KEY (tenant_id, level, idx)
+);
+CREATE TABLE checkpoints (
+    tenant_id  bigint NOT NULL,
+    size       bigint NOT NULL,
+    root       bytea NOT NULL CHECK (length(root) = 32),
+    note       text NOT NULL,
+    created_at bigint NOT NULL,
+    PRIMARY KEY (tenant_id, size)
+);
+
+CREATE FUNCTION trail_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'trail: % is append-only', TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE TRIGGER records_append_only BEFORE UPDATE OR DELETE ON records
+    FOR EACH ROW EXECUTE FUNCTION trail_append_only();
+CREATE TRIGGER records_no_truncate BEFORE TRUNCATE ON records
+    FOR EACH STATEMENT EXECUTE FUNCTION trail_append_only();
+CREATE TRIGGER content_append_only BEFORE UPDATE OR DELETE ON content
+    FOR EACH ROW EXECUTE FUNCTION trail_append_only();
+CREATE TRIGGER content_no_truncate BEFORE TRUNCATE ON content
+    FOR EACH STATEMENT EXECUTE FUNCTION trail_append_only();
+CREATE TRIGGER tree_nodes_append_only BEFORE UPDATE OR DELETE ON tree_nodes
+    FOR EACH ROW EXECUTE FUNCTION trail_append_only();
+CREATE TRIGGER tree_nodes_no_truncate BEFORE TRUNCATE ON tree_nodes
+    FOR EACH STATEMENT EXECUTE FUNCTION trail_append_only();
+CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints
+    FOR EACH ROW EXECUTE FUNCTION trail_append_only();
+CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION trail_append_only();
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['log_heads', 'api_keys', 'settings', 'records', 'content', 'tree_nodes', 'checkpoints']
+    LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY tenant_rows ON %I USING '
+            '(tenant_id = NULLIF(current_setting(''trail.tenant'', true), '''')::bigint) WITH CHECK '
+            '(tenant_id = NULLIF(current_setting(''trail.tenant'', true), '''')::bigint)', t);
+    END LOOP;
+END $$;
+
+CREATE FUNCTION trail_key(wanted text)
+RETURNS TABLE (key_id text, tenant_id bigint, tenant_name text, role text, user_id text,
+               secret_hash bytea, label text, created_at bigint, revoked_at bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT k.key_id, k.tenant_id, t.name, k.role, k.user_id, k.secret_hash, k.label,
+           k.created_at, k.revoked_at
+    FROM public.api_keys k JOIN public.tenants t ON t.id = k.tenant_id
+    WHERE k.key_id = wanted
+$$;
+CREATE FUNCTION trail_has_no_keys() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM public.api_keys)
+$$;
+
+REVOKE ALL ON tenants, log_heads, api_keys, settings, records, content, tree_nodes, checkpoints FROM PUBLIC;
+GRANT SELECT, INSERT ON tenants, records, content, tree_nodes, checkpoints TO trail_app;
+GRANT SELECT, INSERT, UPDATE ON log_heads, api_keys, settings TO trail_app;
+REVOKE ALL ON FUNCTION trail_key(text), trail_has_no_keys() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION trail_key(text), trail_has_no_keys() TO trail_app;
+"#];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Creates the application role when it does not exist and makes the
+/// connecting user a member, so it may `SET ROLE` to it. Roles are shared by
+/// the whole cluster, so two databases migrating at once may race here: a
+/// lost race is retried.
+async fn ensure_role(client: &Client) -> Result<(), StoreError> {
+    let sql = format!(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN \
+             CREATE ROLE {APP_ROLE} NOLOGIN; \
+           END IF; \
+           IF NOT pg_has_role(current_user, '{APP_ROLE}', 'MEMBER') THEN \
+             EXECUTE format('GRANT {APP_ROLE} TO %I', current_user); \
+           END IF; \
+         END $$"
+    );
+    let mut attempt = 0;
+    loop {
+        match client.batch_execute(&sql).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < 5 && error.as_db_error().is_some() => {
+                attempt += 1;
+                tracing::debug!(error = %pg_error(&error), "creating the trail role raced; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            Err(error) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot create or join the role {APP_ROLE} (the URL's user needs CREATEROLE, \
+                     or an administrator must create {APP_ROLE} and grant it to this user): {}",
+                    pg_error(&error)
+                )))
+            }
+        }
+    }
+}
+
+/// The schema version of the database, `None` when it holds no trail schema.
+async fn current_version(client: &Client) -> Result<Option<i64>, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('trail_schema') IS NOT NULL", &[])
+        .await
+        .map_err(|e| StoreError::Backend(pg_error(&e)))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt("SELECT version FROM trail_schema", &[])
+        .await
+        .map_err(|e| StoreError::Backend(pg_error(&e)))?;
+    Ok(Some(row.map_or(0, |row| row.get(0))))
+}
+
+fn newer(current: i64) -> StoreError {
+    StoreError::Incompatible(format!(
+        "this database has schema version {current}, written by a newer trail; \
+         this build understands versions up to {SCHEMA_VERSION}: upgrade trail"
+    ))
+}
+
+/// Checks that the database holds a trail schema this build understands,
+/// creating nothing.
+pub async fn check(client: &Client) -> Result<(), StoreError> {
+    match current_version(client).await? {
+        None | Some(0) => Err(StoreError::NotFound(
+            "a trail store in this database (no trail schema)".into(),
+        )),
+        Some(current) if current > SCHEMA_VERSION => Err(newer(current)),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Brings the database to [`SCHEMA_VERSION`], or refuses a newer one.
+pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let db = |e: tokio_postgres::Error| StoreError::Backend(pg_error(&e));
+    ensure_role(client).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db)?;
+    let outcome = async {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS trail_schema (version bigint NOT NULL)")
+            .await
+            .map_err(db)?;
+        let current = current_version(client).await?.unwrap_or(0);
+        if current > SCHEMA_VERSION {
+            return Err(newer(current));
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let version = index as i64 + 1;
+            let tx = client.transaction().await.map_err(db)?;
+            tx.batch_execute(sql).await.map_err(db)?;
+            tx.execute("DELETE FROM trail_schema", &[])
+                .await
+                .map_err(db)?;
+            tx.execute(
+                "INSERT INTO trail_schema (version) VALUES ($1)",
+                &[&version],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            tracing::info!(version, "applied postgres migration");
+        }
+        Ok(())
+    }
+    .await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db);
+    outcome.and(unlocked.map(|_| ()))
+}

@@ -1,0 +1,291 @@
+//! Runs the shared store conformance suite against the postgres backend,
+//! each case on a fresh database of the cluster that `scripts/test` starts
+//! (`TRAIL_TEST_DATABASE_URL`, a superuser URL), plus the rules the
+//! database itself enforces: no UPDATE or DELETE for the application role,
+//! row-level security by tenant, triggers, refused newer schemas, several
+//! stores on one database.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio_postgres::NoTls;
+use trail_store::Store;
+use trail_store_postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The superuser URL of the test cluster. Never skips: without a cluster
+/// the postgres tests fail, so CI cannot pass them by accident.
+fn admin_url() -> String {
+    std::env::var("TRAIL_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!("TRAIL_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a PostgreSQL cluster")
+    })
+}
+
+async fn client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Creates an empty database and returns its URL.
+async fn fresh_database() -> String {
+    let admin = admin_url();
+    let name = format!(
+        "trail_store_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    client(&admin)
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    let (base, _) = admin.rsplit_once('/').expect("URL with a database name");
+    format!("{base}/{name}")
+}
+
+async fn fresh() -> Arc<dyn Store> {
+    let url = fresh_database().await;
+    Arc::new(
+        PostgresStore::connect(&url, PostgresOptions::default())
+            .await
+            .expect("connect"),
+    )
+}
+
+trail_store::conformance_tests!(fresh().await);
+
+fn ingest_event(name: &str) -> trail_core::record::PreparedEvent {
+    trail_store::conformance::event(
+        serde_json::json!({"type": "tool_call", "name": name, "user_email": "a@b.c"}),
+        trail_core::policy::ContentPolicy::Full,
+    )
+}
+
+/// A database written by a newer trail is refused with a clear message.
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    let url = fresh_database().await;
+    let store = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .expect("connect");
+    store.shutdown().await;
+    client(&url)
+        .await
+        .execute(
+            "UPDATE trail_schema SET version = $1",
+            &[&(SCHEMA_VERSION + 1)],
+        )
+        .await
+        .expect("bump");
+    let error = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(error.to_string().contains("newer trail"), "{error}");
+}
+
+/// Without `migrate`, an empty database is refused and left empty.
+#[tokio::test]
+async fn without_migrate_an_empty_database_is_refused_and_left_empty() {
+    let url = fresh_database().await;
+    let options = PostgresOptions {
+        migrate: false,
+        ..PostgresOptions::default()
+    };
+    let error = PostgresStore::connect(&url, options)
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(error.to_string().contains("no trail schema"), "{error}");
+    let tables: i64 = client(&url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(tables, 0);
+}
+
+/// The application role may not UPDATE or DELETE what the log holds, sees
+/// no rows without the tenant setting, and cannot write another tenant's
+/// rows; a superuser is stopped by the triggers.
+#[tokio::test]
+async fn the_database_enforces_append_only_and_tenant_isolation() {
+    let url = fresh_database().await;
+    let store = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .expect("connect");
+    let a = store.ensure_tenant("a").await.expect("tenant");
+    let b = store.ensure_tenant("b").await.expect("tenant");
+    let events: Vec<_> = (0..40).map(|i| ingest_event(&format!("e{i}"))).collect();
+    store.append(&a, events).await.expect("append");
+    store
+        .append(&b, vec![ingest_event("x")])
+        .await
+        .expect("append");
+    let size = store.log_size(&a).await.expect("size");
+    let root = store.root(&a, size).await.expect("root");
+    let note = "not checked by the store\n".to_owned();
+    store
+        .add_checkpoint(
+            &a,
+            &trail_store::StoredCheckpoint {
+                size,
+                root,
+                note,
+                created_at: 1,
+            },
+        )
+        .await
+        .expect("checkpoint");
+    store.shutdown().await;
+
+    let db = client(&url).await;
+    for table in ["records", "content", "tree_nodes", "checkpoints"] {
+        for sql in [
+            format!("UPDATE {table} SET tenant_id = tenant_id"),
+            format!("DELETE FROM {table}"),
+            format!("TRUNCATE {table}"),
+        ] {
+            let error = db
+                .batch_execute(&format!("BEGIN; SET LOCAL ROLE trail_app; SELECT set_config('trail.tenant', '{}', true); {sql}; COMMIT", a.id))
+                .await
+                .expect_err(&sql);
+            let _ = db.batch_execute("ROLLBACK").await;
+            let message = error
+                .as_db_error()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_default();
+            assert!(message.contains("permission denied"), "{sql}: {message}");
+        }
+        // A superuser is stopped by the triggers.
+        let error = db
+            .batch_execute(&format!("DELETE FROM {table}"))
+            .await
+            .expect_err("trigger");
+        let message = error
+            .as_db_error()
+            .map(|e| e.message().to_owned())
+            .unwrap_or_default();
+        assert!(message.contains("append-only"), "{table}: {message}");
+    }
+    let count = |setting: Option<i64>| {
+        let db = &db;
+        async move {
+            let set = setting.map_or(String::new(), |t| {
+                format!("SELECT set_config('trail.tenant', '{t}', true);")
+            });
+            db.batch_execute(&format!("BEGIN; SET LOCAL ROLE trail_app; {set}"))
+                .await
+                .expect("begin");
+            let n: i64 = db
+                .query_one("SELECT count(*) FROM records", &[])
+                .await
+                .expect("count")
+                .get(0);
+            db.batch_execute("COMMIT").await.expect("commit");
+            n
+        }
+    };
+    assert_eq!(count(None).await, 0, "no tenant setting: no rows");
+    assert_eq!(count(Some(a.id)).await, 40);
+    assert_eq!(count(Some(b.id)).await, 1);
+    // Writing a row of tenant b while scoped to a is refused by the policy.
+    let error = db
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE trail_app; SELECT set_config('trail.tenant', '{}', true); \
+             INSERT INTO checkpoints (tenant_id, size, root, note, created_at) \
+             VALUES ({}, 999, decode(repeat('00', 32), 'hex'), 'x', 0); COMMIT",
+            a.id, b.id
+        ))
+        .await
+        .expect_err("policy");
+    let _ = db.batch_execute("ROLLBACK").await;
+    let message = error
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default();
+    assert!(message.contains("row-level security"), "{message}");
+}
+
+/// Several stores (as several servers would) on one database, appending to
+/// the same tenant at once, with a migration race at start: one gap-free
+/// log, every event once, a root every store agrees on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_stores_share_one_gap_free_log() {
+    let url = fresh_database().await;
+    let stores: Vec<Arc<PostgresStore>> = futures_join((0..3).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            Arc::new(
+                PostgresStore::connect(&url, PostgresOptions::default())
+                    .await
+                    .expect("connect"),
+            )
+        })
+    }))
+    .await;
+    let tenant = stores[0].ensure_tenant("shared").await.expect("tenant");
+    let mut tasks = Vec::new();
+    for (s, store) in stores.iter().enumerate() {
+        for t in 0..4 {
+            let (store, tenant) = (Arc::clone(store), tenant.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for round in 0..10 {
+                    let events: Vec<_> = (0..25)
+                        .map(|i| ingest_event(&format!("s{s}t{t}r{round}i{i}")))
+                        .collect();
+                    for accepted in store.append(&tenant, events).await.expect("append") {
+                        assert!(!accepted.duplicate);
+                        seqs.push(accepted.seq);
+                    }
+                }
+                seqs
+            }));
+        }
+    }
+    let mut seqs: Vec<u64> = Vec::new();
+    for task in tasks {
+        seqs.extend(task.await.expect("task"));
+    }
+    seqs.sort_unstable();
+    let n = 3 * 4 * 10 * 25;
+    assert_eq!(
+        seqs,
+        (0..n as u64).collect::<Vec<_>>(),
+        "gap-free, no seq twice"
+    );
+    let mut roots = Vec::new();
+    for store in &stores {
+        assert_eq!(store.log_size(&tenant).await.expect("size"), n as u64);
+        roots.push(store.root(&tenant, n as u64).await.expect("root"));
+    }
+    let leaves: Vec<[u8; 32]> = stores[0]
+        .tree_nodes(&tenant, 0, 0, n as u64)
+        .await
+        .expect("leaves")
+        .into_iter()
+        .map(|(_, hash)| hash)
+        .collect();
+    let expected = trail_core::merkle::root_of(&leaves);
+    assert!(roots.iter().all(|root| *root == expected));
+    for store in stores {
+        store.shutdown().await;
+    }
+}
+
+async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.expect("task"));
+    }
+    out
+}
