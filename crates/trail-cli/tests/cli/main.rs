@@ -18,6 +18,7 @@
 //!     copy the data directory's `trail.db` and its WAL, drop its triggers
 //!     and edit rows by sqlite rowid with the `sqlite3` shell (postgres:
 //!     `postgres::pg_superuser_edit_is_caught_by_verify`).
+//!
 //!   (`content.rs` greps the store on both backends: the raw database files
 //!   on sqlite, a `pg_dump` on postgres.)
 //! - `pg_` (`postgres.rs`): postgres only, with databases of their own in

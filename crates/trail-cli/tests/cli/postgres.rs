@@ -204,8 +204,8 @@ fn pg_three_servers_share_one_gap_free_log() {
         .collect();
     let total = |seen: &[Arc<Mutex<Seen>>]| seen.iter().map(|s| acked_count(s)).sum::<usize>();
     assert!(
-        wait_until(Duration::from_secs(180), || total(&seen) >= 1500
-            && acked_count(&seen[1]) >= 200),
+        wait_until(Duration::from_secs(180), || total(&seen) >= 2500
+            && acked_count(&seen[1]) >= 300),
         "only {} events acknowledged",
         total(&seen)
     );
@@ -219,7 +219,7 @@ fn pg_three_servers_share_one_gap_free_log() {
     }
     let at_kill = total(&seen);
     assert!(
-        wait_until(Duration::from_secs(180), || total(&seen) >= at_kill + 1500),
+        wait_until(Duration::from_secs(180), || total(&seen) >= at_kill + 2500),
         "the other servers stopped acknowledging after the kill: {} then {}",
         at_kill,
         total(&seen)
@@ -238,7 +238,7 @@ fn pg_three_servers_share_one_gap_free_log() {
         acked.extend(s.acked.iter().cloned());
         sent.extend(s.sent.iter().cloned());
     }
-    assert!(acked.len() >= 3000, "{} acknowledged", acked.len());
+    assert!(acked.len() >= 5000, "{} acknowledged", acked.len());
     let by_server: Vec<usize> = (0..3)
         .map(|i| acked.iter().filter(|a| a.2 == i).count())
         .collect();
@@ -320,9 +320,9 @@ fn pg_three_servers_share_one_gap_free_log() {
     );
 }
 
-/// A server on a fresh database, 12 events ingested under the `full`
-/// content policy (so content rows exist) and a checkpoint cut; returns the
-/// server and the database URL.
+/// A server on a fresh database, 20 events ingested under the `full`
+/// content policy (so content rows exist; 16 complete a stored subtree
+/// hash) and a checkpoint cut; returns the server and the database URL.
 fn ingested(dir: &Path) -> (Server, String) {
     let url = create_test_database();
     let server = Server::start_on_database(dir, &url, &[]);
@@ -330,7 +330,7 @@ fn ingested(dir: &Path) -> (Server, String) {
     admin
         .put("/v1/settings", &json!({"content_policy": "full"}))
         .expect(200);
-    let events: Vec<Value> = (0..12)
+    let events: Vec<Value> = (0..20)
         .map(|i| {
             json!({"id": new_uuid(), "type": "tool_call", "name": format!("rls-{i}"),
                    "input": {"i": i}, "output": "ok"})
@@ -401,7 +401,7 @@ fn pg_app_role_cannot_update_or_delete_and_sees_no_rows_without_tenant() {
         "0",
         "rows with an empty trail.tenant"
     );
-    assert_eq!(as_app(Some(&tenant_text), "records"), "12");
+    assert_eq!(as_app(Some(&tenant_text), "records"), "20");
     assert_eq!(
         as_app(Some("987654"), "records"),
         "0",
@@ -426,10 +426,10 @@ fn pg_app_role_cannot_update_or_delete_and_sees_no_rows_without_tenant() {
 
     // Nothing changed: the log is whole and verifies.
     let admin = server.admin();
-    assert_eq!(admin.total(&[]), 12);
+    assert_eq!(admin.total(&[]), 20);
     let (run, report) = verify_database(&url, dir.path(), &[]);
     assert_eq!(run.code, 0, "{run:#?}");
-    assert_eq!(report["records"], json!(12), "{report}");
+    assert_eq!(report["records"], json!(20), "{report}");
 }
 
 /// A copy of the database at `url` (which nobody may be connected to);
@@ -478,10 +478,7 @@ fn pg_superuser_edit_is_caught_by_verify() {
     ] {
         let (ok, _, stderr) = psql(&copy, &sql);
         assert!(!ok, "{sql}: allowed with the triggers enabled");
-        assert!(
-            stderr.contains("trail: records are append-only"),
-            "{sql}: {stderr}"
-        );
+        assert!(stderr.contains("append-only"), "{sql}: {stderr}");
     }
 
     // One byte of one envelope changed.
