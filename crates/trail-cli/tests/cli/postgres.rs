@@ -6,8 +6,8 @@
 //! append-only tables and sees no row without the tenant setting (row-level
 //! security); a superuser who disables the append-only triggers and edits or
 //! deletes a record is caught by `trail verify --database-url`, which on an
-//! empty database is a usage error and creates nothing; and bad URLs are
-//! clear errors.
+//! empty database is a usage error and creates nothing; bad URLs are clear
+//! errors; and `database_url` in `trail.toml` selects postgres.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -592,4 +592,43 @@ fn pg_bad_database_urls_are_clear_errors() {
         );
         assert!(!run.stderr.contains("hunter2secret"), "{}", run.stderr);
     }
+}
+
+#[test]
+fn pg_trail_toml_database_url_selects_postgres() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let url = create_test_database();
+    let cwd = TempDir::new().unwrap();
+    std::fs::write(
+        cwd.path().join("trail.toml"),
+        format!("data_dir = \"keys-here\"\ndatabase_url = \"{url}\"\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+    let mut command = Command::new(crate::harness::BIN);
+    command
+        .arg("serve")
+        .current_dir(cwd.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TRAIL_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let second = lines.next().unwrap().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(first.starts_with("admin key for tenant default"), "{first}");
+    assert!(second.starts_with("trail listening on "), "{second}");
+    assert!(cwd.path().join("keys-here/log.key").exists());
+    assert!(!cwd.path().join("keys-here/trail.db").exists());
+    assert_eq!(
+        sql_ok(&url, "SELECT count(*) FROM tenants WHERE name = 'default'"),
+        ["1"]
+    );
 }
