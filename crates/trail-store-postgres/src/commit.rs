@@ -85,15 +85,8 @@ struct Rows {
     status: Vec<i16>,
     name: Vec<String>,
     user_id: Vec<Option<String>>,
-    session_id: Vec<Option<String>>,
-    project_id: Vec<Option<String>>,
-    task_id: Vec<Option<String>>,
-    agent_id: Vec<Option<String>>,
-    model: Vec<Option<String>>,
-    provider: Vec<Option<String>>,
-    transport: Vec<Option<i16>>,
-    confirmed: Vec<Option<bool>>,
-    document_ids: Vec<Option<String>>,
+    /// Each record's dims as a text[] literal.
+    dims: Vec<String>,
     duration_ms: Vec<Option<i64>>,
     has_content: Vec<bool>,
     envelope: Vec<Vec<u8>>,
@@ -117,6 +110,7 @@ struct Mark {
 
 /// A tenant's log inside the current transaction.
 struct Head {
+    tenant: i64,
     next_seq: u64,
     received_at: i64,
     range: CompactRange,
@@ -151,15 +145,7 @@ impl Head {
         r.status.truncate(n);
         r.name.truncate(n);
         r.user_id.truncate(n);
-        r.session_id.truncate(n);
-        r.project_id.truncate(n);
-        r.task_id.truncate(n);
-        r.agent_id.truncate(n);
-        r.model.truncate(n);
-        r.provider.truncate(n);
-        r.transport.truncate(n);
-        r.confirmed.truncate(n);
-        r.document_ids.truncate(n);
+        r.dims.truncate(n);
         r.duration_ms.truncate(n);
         r.has_content.truncate(n);
         r.envelope.truncate(n);
@@ -186,19 +172,7 @@ impl Head {
         r.status.push(i16::from(index.status.code()));
         r.name.push(index.name.clone());
         r.user_id.push(index.user_id.clone());
-        r.session_id.push(index.session_id.clone());
-        r.project_id.push(index.project_id.clone());
-        r.task_id.push(index.task_id.clone());
-        r.agent_id.push(index.agent_id.clone());
-        r.model.push(index.model.clone());
-        r.provider.push(index.provider.clone());
-        r.transport
-            .push(index.transport.map(|t| i16::from(t.code())));
-        r.confirmed.push(index.confirmed);
-        r.document_ids.push(
-            (!index.document_ids.is_empty())
-                .then(|| serde_json::to_string(&index.document_ids).unwrap_or_default()),
-        );
+        r.dims.push(crate::dims::array_literal(self.tenant, index));
         r.duration_ms
             .push(index.duration_ms.map(|d| d.min(i64::MAX as u64) as i64));
         r.has_content.push(event.content.is_some());
@@ -296,6 +270,7 @@ async fn lock_head(
         _ => crate::tree::load_range(tx, tenant, next_seq).await?,
     };
     Ok(Head {
+        tenant,
         next_seq,
         received_at,
         range,
@@ -314,22 +289,18 @@ async fn flush(tx: &Transaction<'_>, tenant: i64, head: &Head) -> Result<(), Sto
     let records = tx
         .prepare_cached(
             "INSERT INTO records (tenant_id, seq, id, received_at, ts, type, status, name, user_id, \
-             session_id, project_id, task_id, agent_id, model, provider, transport, confirmed, \
-             document_ids, duration_ms, has_content, envelope, leaf_hash) \
+             dims, duration_ms, has_content, envelope, leaf_hash) \
              SELECT $1, u.seq, u.id, u.received_at, u.ts, u.type, u.status, u.name, u.user_id, \
-             u.session_id, u.project_id, u.task_id, u.agent_id, u.model, u.provider, u.transport, \
-             u.confirmed, u.docs::jsonb, u.duration_ms, u.has_content, u.envelope, u.leaf_hash \
+             u.dims::text[], u.duration_ms, u.has_content, u.envelope, u.leaf_hash \
              FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::smallint[], \
-             $7::smallint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-             $13::text[], $14::text[], $15::text[], $16::smallint[], $17::boolean[], $18::text[], \
-             $19::bigint[], $20::boolean[], $21::bytea[], $22::bytea[]) \
-             AS u(seq, id, received_at, ts, type, status, name, user_id, session_id, project_id, \
-             task_id, agent_id, model, provider, transport, confirmed, docs, duration_ms, \
+             $7::smallint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::boolean[], \
+             $13::bytea[], $14::bytea[]) \
+             AS u(seq, id, received_at, ts, type, status, name, user_id, dims, duration_ms, \
              has_content, envelope, leaf_hash)",
         )
         .await
         .map_err(db)?;
-    let params: [&(dyn ToSql + Sync); 22] = [
+    let params: [&(dyn ToSql + Sync); 14] = [
         &tenant,
         &r.seq,
         &r.id,
@@ -339,15 +310,7 @@ async fn flush(tx: &Transaction<'_>, tenant: i64, head: &Head) -> Result<(), Sto
         &r.status,
         &r.name,
         &r.user_id,
-        &r.session_id,
-        &r.project_id,
-        &r.task_id,
-        &r.agent_id,
-        &r.model,
-        &r.provider,
-        &r.transport,
-        &r.confirmed,
-        &r.document_ids,
+        &r.dims,
         &r.duration_ms,
         &r.has_content,
         &r.envelope,
@@ -432,6 +395,7 @@ async fn commit_batch(
     jobs: &[AppendJob],
 ) -> Result<Outcome, StoreError> {
     let now = now_micros();
+    let started = std::time::Instant::now();
     let mut client = connection(pool).await?;
     let tx = client.transaction().await.map_err(db)?;
     tx.batch_execute(&format!("SET LOCAL ROLE {APP_ROLE}"))
@@ -450,6 +414,7 @@ async fn commit_batch(
         let head = lock_head(&tx, tenant, &ids[&tenant], ranges.get(&tenant), now).await?;
         heads.insert(tenant, head);
     }
+    let locked = started.elapsed();
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         let head = heads
@@ -457,10 +422,21 @@ async fn commit_batch(
             .ok_or_else(|| StoreError::Backend("a job's tenant has no head".into()))?;
         results.push(settle(head, job));
     }
+    let settled = started.elapsed();
     for &tenant in &tenants {
         flush(&tx, tenant, &heads[&tenant]).await?;
     }
+    let flushed = started.elapsed();
     tx.commit().await.map_err(db)?;
+    tracing::debug!(
+        jobs = jobs.len(),
+        events = jobs.iter().map(|j| j.events.len()).sum::<usize>(),
+        ?locked,
+        ?settled,
+        ?flushed,
+        committed = ?started.elapsed(),
+        "postgres batch"
+    );
     let ranges = heads
         .into_iter()
         .map(|(tenant, head)| (tenant, head.range))

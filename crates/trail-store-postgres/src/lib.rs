@@ -10,6 +10,7 @@
 
 mod admin;
 mod commit;
+mod dims;
 mod read;
 mod schema;
 mod tree;

@@ -33,46 +33,22 @@ impl Clause {
             sql: "r.tenant_id = $1".into(),
             params: vec![Box::new(scope.tenant.id)],
         };
+        let tenant = scope.tenant.id;
+        let dims: Vec<String> = trail_store::dims::wanted_dims(scope, filters)
+            .into_iter()
+            .map(|(kind, value)| crate::dims::dim(tenant, kind, &value))
+            .collect();
+        if !dims.is_empty() {
+            clause.push("r.dims @> $", dims);
+            clause.sql.push_str("::text[]");
+        }
         if let Some(user) = &scope.bound_user {
             clause.push("r.user_id = $", user.clone());
         }
         let f = filters;
-        if let Some(t) = f.event_type {
-            clause.push("r.type = $", i16::from(t.code()));
-        }
-        if let Some(v) = &f.name {
-            clause.push("r.name = $", v.clone());
-        }
         if let Some(v) = &f.name_contains {
             clause.push("strpos(lower(r.name), lower($", v.clone());
             clause.sql.push_str(")) > 0");
-        }
-        let texts = [
-            ("r.user_id = $", &f.user_id),
-            ("r.session_id = $", &f.session_id),
-            ("r.project_id = $", &f.project_id),
-            ("r.task_id = $", &f.task_id),
-            ("r.agent_id = $", &f.agent_id),
-            ("r.model = $", &f.model),
-            ("r.provider = $", &f.provider),
-        ];
-        for (sql, value) in texts {
-            if let Some(value) = value {
-                clause.push(sql, value.clone());
-            }
-        }
-        if let Some(t) = f.transport {
-            clause.push("r.transport = $", i16::from(t.code()));
-        }
-        if let Some(s) = f.status {
-            clause.push("r.status = $", i16::from(s.code()));
-        }
-        if let Some(c) = f.confirmed {
-            clause.push("r.confirmed = $", c);
-        }
-        if let Some(d) = &f.document_id {
-            clause.push("r.document_ids @> jsonb_build_array($", d.clone());
-            clause.sql.push_str("::text)");
         }
         if let Some(from) = f.from {
             clause.push("r.ts >= $", from);

@@ -64,15 +64,7 @@ CREATE TABLE records (
     status       smallint NOT NULL,
     name         text NOT NULL,
     user_id      text,
-    session_id   text,
-    project_id   text,
-    task_id      text,
-    agent_id     text,
-    model        text,
-    provider     text,
-    transport    smallint,
-    confirmed    boolean,
-    document_ids jsonb,
+    dims         text[] NOT NULL,
     duration_ms  bigint,
     has_content  boolean NOT NULL,
     envelope     bytea NOT NULL,
@@ -80,10 +72,8 @@ CREATE TABLE records (
     PRIMARY KEY (tenant_id, seq),
     UNIQUE (tenant_id, id)
 );
-CREATE INDEX records_ts ON records (tenant_id, ts);
-CREATE INDEX records_name ON records (tenant_id, name, seq);
-CREATE INDEX records_user ON records (tenant_id, user_id, seq) WHERE user_id IS NOT NULL;
-CREATE INDEX records_session ON records (tenant_id, session_id, seq) WHERE session_id IS NOT NULL;
+CREATE INDEX records_dims ON records USING gin (dims);
+CREATE INDEX records_ts ON records USING brin (tenant_id, ts);
 CREATE TABLE content (
     tenant_id bigint NOT NULL,
     seq       bigint NOT NULL,

@@ -73,38 +73,7 @@ fn plan(
     filters: &Filters,
 ) -> Result<Option<Plan>, StoreError> {
     let tenant = scope.tenant.id;
-    let mut wanted: Vec<(DimKind, String)> = Vec::new();
-    if let Some(user) = &scope.bound_user {
-        wanted.push((DimKind::User, user.clone()));
-    }
-    let text = [
-        (DimKind::Name, &filters.name),
-        (DimKind::User, &filters.user_id),
-        (DimKind::Session, &filters.session_id),
-        (DimKind::Project, &filters.project_id),
-        (DimKind::Task, &filters.task_id),
-        (DimKind::Agent, &filters.agent_id),
-        (DimKind::Model, &filters.model),
-        (DimKind::Provider, &filters.provider),
-        (DimKind::Document, &filters.document_id),
-    ];
-    for (kind, value) in text {
-        if let Some(value) = value {
-            wanted.push((kind, value.clone()));
-        }
-    }
-    if let Some(event_type) = filters.event_type {
-        wanted.push((DimKind::Type, event_type.as_str().to_owned()));
-    }
-    if let Some(status) = filters.status {
-        wanted.push((DimKind::Status, status.as_str().to_owned()));
-    }
-    if let Some(transport) = filters.transport {
-        wanted.push((DimKind::Transport, transport.as_str().to_owned()));
-    }
-    if let Some(confirmed) = filters.confirmed {
-        wanted.push((DimKind::Confirmed, confirmed.to_string()));
-    }
+    let wanted = trail_store::dims::wanted_dims(scope, filters);
     let mut lists = Vec::with_capacity(wanted.len() + 1);
     for (kind, value) in &wanted {
         match lookup_dim(conn, tenant, *kind, value)? {

@@ -10,6 +10,7 @@
 //! a `trail-core` call.
 
 pub mod conformance;
+pub mod dims;
 mod error;
 mod model;
 pub mod tree;

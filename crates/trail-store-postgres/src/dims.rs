@@ -1,0 +1,49 @@
+//! How postgres indexes the equality filters: each record carries its dims
+//! (`trail_store::dims`) as a `text[]` of `<tenant>|<kind>:<value>` strings
+//! under one GIN index (whose fast-update pending list keeps inserts cheap),
+//! and a filter is one `dims @> ARRAY[...]` containment. The tenant prefix
+//! keeps one tenant's common values out of another's index lookups.
+
+use trail_core::record::IndexFields;
+use trail_store::dims::{dims_of, DimKind};
+
+/// The indexed string of one dim.
+pub fn dim(tenant: i64, kind: DimKind, value: &str) -> String {
+    format!("{tenant}|{}:{value}", kind as u8)
+}
+
+/// A record's dims as a PostgreSQL array literal (`{"..","..."}`), which the
+/// bulk insert casts to `text[]` (an array of arrays cannot be unnested row
+/// by row).
+pub fn array_literal(tenant: i64, index: &IndexFields) -> String {
+    let mut out = String::with_capacity(128);
+    out.push('{');
+    for (i, (kind, value)) in dims_of(index).into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in dim(tenant, kind, value).chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_and_backslashes_are_escaped() {
+        let value = serde_json::json!({"type": "tool_call", "name": "a\"b\\c,{d}"});
+        let event = trail_store::conformance::event(value, trail_core::policy::ContentPolicy::Hash);
+        let literal = array_literal(7, &event.index);
+        assert!(literal.starts_with("{\"7|1:a\\\"b\\\\c,{d}\""), "{literal}");
+    }
+}
