@@ -10,7 +10,9 @@
 //! stored subtree hash (located only as far as the last checkpoint before
 //! it), and a cut-off tail. An untouched copy verifies, so the copying is
 //! sound; and an exported bundle verifies offline with `--bundle --vkey`
-//! until a line of it is edited or dropped.
+//! until a line of it is edited or dropped. The cases on the database files
+//! are sqlite's (`sqlite_` names, skipped on postgres, whose counterpart is
+//! `postgres.rs`); the bundle case runs on both backends.
 
 use std::collections::BTreeMap;
 use std::io::Write;
