@@ -46,8 +46,8 @@ impl StoreArgs {
             };
             return match PostgresStore::connect(url, options).await {
                 Ok(store) => Ok(Arc::new(store)),
-                Err(StoreError::NotFound(what)) if !create => Err(UsageError(format!(
-                    "no trail store in the database {shown} ({what} not found)"
+                Err(StoreError::NotFound(_)) if !create => Err(UsageError(format!(
+                    "no trail store in the database {shown}: it holds no trail schema"
                 ))
                 .into()),
                 Err(error) => Err(anyhow::Error::new(error))

@@ -8,7 +8,9 @@
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::harness::{assert_key_format, event, key_id, trail, trail_with_stdin, Server};
+use crate::harness::{
+    assert_key_format, event, key_id, postgres_backend, trail, trail_with_stdin, Server,
+};
 
 fn keys_json(args: &[&str]) -> Vec<Value> {
     let run = trail(args);
@@ -604,10 +606,17 @@ fn serve_from_environment_restarts_without_a_new_admin_key() {
     assert!(server.stdout().contains(&key));
     let accepted = server.admin().ingest(&event("tool_call", "before.restart"));
     let id = accepted[0]["id"].as_str().unwrap().to_owned();
-    assert!(
-        dir.path().join("trail.db").exists(),
-        "the database lives in the data dir"
-    );
+    if postgres_backend() {
+        assert!(
+            !dir.path().join("trail.db").exists(),
+            "TRAIL_DATABASE_URL selects postgres: no sqlite store in the data dir"
+        );
+    } else {
+        assert!(
+            dir.path().join("trail.db").exists(),
+            "the database lives in the data dir"
+        );
+    }
 
     // A second server cannot take the same port: a failure.
     let addr = server.addr.to_string();

@@ -1,18 +1,17 @@
 //! Content policy and redaction. Under the default `hash` policy the input
 //! and output bodies and the summaries are absent from the API answers and
-//! from the raw bytes of the database files (`trail.db`, `trail.db-wal`);
+//! from the store (the raw bytes of the sqlite database files `trail.db`,
+//! `trail.db-wal`; on postgres, a dump of the database);
 //! only their SHA-256 (of the UTF-8 bytes of a string, else of the RFC 8785
 //! JCS) and sizes are kept, plus `user_email`. Under `summary` only the
 //! redacted, cut summaries are kept. Under `full` (set with `PUT
 //! /v1/settings`) redacted bodies are kept: secrets in bodies, `error` and
 //! `metadata` come back as `[REDACTED:<kind>]`, with the text around them
-//! intact, and no raw secret reaches the database files.
+//! intact, and no raw secret reaches the store.
 
 use serde_json::{json, Value};
 
-use crate::harness::{
-    database_files_contain, marker, new_uuid, random_u64, sha256_hex, Failures, Server,
-};
+use crate::harness::{marker, new_uuid, random_u64, sha256_hex, store_contains, Failures, Server};
 
 fn hex(n: usize) -> String {
     let mut s = String::new();
@@ -124,16 +123,16 @@ fn default_policy_keeps_only_hashes_and_sizes() {
         assert!(!listed.contains(mark.as_str()), "{mark} in the list");
     }
 
-    // The raw database files: the name is there (so the grep works), the
+    // The store itself: the name is there (so the grep works), the
     // bodies are not.
     let dir = &server.data_dir;
     assert!(
-        database_files_contain(dir, name.as_bytes()),
+        store_contains(dir, name.as_bytes()),
         "probe: name not found in the db files"
     );
     for mark in [&in_mark, &out_mark, &sum_mark] {
         assert!(
-            !database_files_contain(dir, mark.as_bytes()),
+            !store_contains(dir, mark.as_bytes()),
             "{mark} in the database files"
         );
     }
@@ -163,7 +162,7 @@ fn default_policy_keeps_only_hashes_and_sizes() {
             "{secret} in the answer"
         );
         assert!(
-            !database_files_contain(dir, secret.as_bytes()),
+            !store_contains(dir, secret.as_bytes()),
             "{secret} in the database files"
         );
     }
@@ -224,15 +223,15 @@ fn summary_policy_keeps_redacted_cut_summaries_only() {
     );
     let dir = &server.data_dir;
     assert!(
-        database_files_contain(dir, out_mark.as_bytes()),
+        store_contains(dir, out_mark.as_bytes()),
         "probe: summary not stored"
     );
     assert!(
-        !database_files_contain(dir, secret.as_bytes()),
+        !store_contains(dir, secret.as_bytes()),
         "secret in the database files"
     );
     assert!(
-        !database_files_contain(dir, body_mark.as_bytes()),
+        !store_contains(dir, body_mark.as_bytes()),
         "body in the database files"
     );
 }
@@ -401,7 +400,7 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
     let listed = admin.get("/v1/events").text();
     let dir = &server.data_dir;
     assert!(
-        database_files_contain(dir, keep.as_bytes()),
+        store_contains(dir, keep.as_bytes()),
         "probe: kept body not found"
     );
     for (kind, secret) in secrets {
@@ -414,7 +413,7 @@ fn full_policy_redacts_secrets_in_bodies_error_and_metadata() {
             format!("raw {kind} in GET /v1/events"),
         );
         failures.check(
-            !database_files_contain(dir, secret.as_bytes()),
+            !store_contains(dir, secret.as_bytes()),
             format!("raw {kind} in the database files"),
         );
     }

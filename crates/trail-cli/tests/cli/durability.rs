@@ -289,7 +289,7 @@ fn sqlite(db: &Path, sql: &str) -> (i32, String, String) {
 }
 
 #[test]
-fn the_records_table_is_append_only_from_the_sqlite_shell() {
+fn sqlite_records_table_is_append_only_from_the_shell() {
     let dir = TempDir::new().unwrap();
     let mut server = Server::start_in(dir.path());
     let admin = server.admin();

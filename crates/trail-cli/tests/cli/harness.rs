@@ -4,6 +4,16 @@
 //! raw, even invalid, bytes), runs the other `trail` subcommands, and holds
 //! the small helpers the test files share (ids, times, event builders,
 //! problem+json checks, file greps).
+//!
+//! The backend: `trail serve` runs on the embedded sqlite store unless
+//! `TRAIL_TEST_BACKEND=postgres`, when every fresh data directory gets its
+//! own database in the cluster at `TRAIL_TEST_DATABASE_URL` (made with
+//! `psql`; its URL is kept in `DIR/test-database-url`, so a restart on the
+//! same directory finds the same database) and every server on it is given
+//! `--database-url` as well as `--data-dir` (which still holds the log key).
+//! [`trail`] adds that `--database-url` to any command run with `--data-dir
+//! DIR` of such a directory, so `trail keys ... --data-dir DIR` and `trail
+//! verify --data-dir DIR` reach the same store on either backend.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -39,6 +49,128 @@ const TRAIL_VARS: &[&str] = &[
 
 static SERVER_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+// ---------------------------------------------------------------------------
+// The backend
+// ---------------------------------------------------------------------------
+
+/// The file in a data directory that names its test database.
+const DATABASE_URL_FILE: &str = "test-database-url";
+
+/// True when the tests run `trail serve` on postgres
+/// (`TRAIL_TEST_BACKEND=postgres`); sqlite when unset or `sqlite`.
+pub fn postgres_backend() -> bool {
+    match std::env::var("TRAIL_TEST_BACKEND") {
+        Err(_) => false,
+        Ok(value) => match value.as_str() {
+            "" | "sqlite" => false,
+            "postgres" => true,
+            other => panic!("TRAIL_TEST_BACKEND={other:?}: expected sqlite or postgres"),
+        },
+    }
+}
+
+/// The superuser URL of the test cluster. Panics when
+/// `TRAIL_TEST_DATABASE_URL` is not set: a test that needs postgres never
+/// passes by skipping.
+pub fn test_cluster_url() -> String {
+    match std::env::var("TRAIL_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
+        _ => panic!(
+            "TRAIL_TEST_DATABASE_URL is not set: this test needs PostgreSQL; run scripts/test, \
+             which starts a throwaway cluster and sets it"
+        ),
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn url_with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url
+        .split_once("://")
+        .unwrap_or_else(|| panic!("TRAIL_TEST_DATABASE_URL is not a postgres:// URL: {url}"));
+    let (authority, tail) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, ""),
+    };
+    let query = tail.find('?').map_or("", |q| &tail[q..]);
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+static DATABASE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `sql` with `psql` on `url` (ON_ERROR_STOP, unaligned, tuples only);
+/// returns (success, stdout, stderr).
+pub fn psql(url: &str, sql: &str) -> (bool, String, String) {
+    let output = Command::new("psql")
+        .arg(url)
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env_remove("PGOPTIONS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run psql ({e}); scripts/test installs it (postgresql-client)")
+        });
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Creates an empty database `trail_t_<pid>_<n>` in the test cluster;
+/// returns its URL.
+pub fn create_test_database() -> String {
+    create_test_database_from(None)
+}
+
+/// Creates a database `trail_t_<pid>_<n>` in the test cluster, a copy of
+/// database `template` when given (waiting up to 30 s for the last
+/// connections to it to go); returns its URL.
+pub fn create_test_database_from(template: Option<&str>) -> String {
+    let cluster = test_cluster_url();
+    let name = format!(
+        "trail_t_{}_{}",
+        std::process::id(),
+        DATABASE_COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let sql = match template {
+        Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
+        None => format!("CREATE DATABASE {name}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, _, stderr) = psql(&cluster, &sql);
+        if ok {
+            break;
+        }
+        if !stderr.contains("is being accessed by other users") || Instant::now() > deadline {
+            panic!("{sql} on {cluster}: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    url_with_database(&cluster, &name)
+}
+
+/// The test database of data directory `dir`, when it has one.
+pub fn database_url_of(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(DATABASE_URL_FILE))
+        .ok()
+        .map(|url| url.trim().to_owned())
+}
+
+/// The store of a server on `dir`: on postgres, `dir`'s database (made on
+/// first use and remembered in the directory); None on sqlite.
+pub fn server_database_url(dir: &Path) -> Option<String> {
+    if !postgres_backend() {
+        return None;
+    }
+    if let Some(url) = database_url_of(dir) {
+        return Some(url);
+    }
+    let url = create_test_database();
+    std::fs::write(dir.join(DATABASE_URL_FILE), &url).expect("write test-database-url");
+    Some(url)
+}
+
 /// A running `trail serve` process. Killed (SIGKILL) on drop.
 pub struct Server {
     child: Option<Child>,
@@ -67,16 +199,25 @@ impl Server {
 
     /// Starts a server on `dir` (fresh or not), with flags.
     pub fn start_in(dir: &Path) -> Server {
-        Server::spawn(dir, false)
+        Server::spawn(dir, false, server_database_url(dir), &[])
     }
 
     /// Starts a server on `dir`, configured through `TRAIL_DATA_DIR` and
-    /// `TRAIL_LISTEN` instead of flags.
+    /// `TRAIL_LISTEN` (and `TRAIL_DATABASE_URL` on postgres) instead of
+    /// flags.
     pub fn start_in_with_env(dir: &Path) -> Server {
-        Server::spawn(dir, true)
+        Server::spawn(dir, true, server_database_url(dir), &[])
     }
 
-    fn spawn(dir: &Path, use_env: bool) -> Server {
+    /// Starts a server with `--data-dir DIR --database-url URL` and `extra`
+    /// flags, whatever the test backend; `dir` remembers `url` (so [`trail`]
+    /// gives `--data-dir DIR` commands the same database).
+    pub fn start_on_database(dir: &Path, url: &str, extra: &[&str]) -> Server {
+        std::fs::write(dir.join(DATABASE_URL_FILE), url).expect("write test-database-url");
+        Server::spawn(dir, false, Some(url.to_owned()), extra)
+    }
+
+    fn spawn(dir: &Path, use_env: bool, database_url: Option<String>, extra: &[&str]) -> Server {
         let n = SERVER_COUNTER.fetch_add(1, Ordering::Relaxed);
         let log_path = dir.join(format!("serve-{}-{n}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).expect("log file");
@@ -85,16 +226,23 @@ impl Server {
         for var in TRAIL_VARS {
             command.env_remove(var);
         }
+        command.args(extra);
         if use_env {
             command
                 .env("TRAIL_DATA_DIR", dir)
                 .env("TRAIL_LISTEN", "127.0.0.1:0");
+            if let Some(url) = &database_url {
+                command.env("TRAIL_DATABASE_URL", url);
+            }
         } else {
             command
                 .arg("--data-dir")
                 .arg(dir)
                 .arg("--listen")
                 .arg("127.0.0.1:0");
+            if let Some(url) = &database_url {
+                command.arg("--database-url").arg(url);
+            }
         }
         command
             .env("TRAIL_LOG", "info")
@@ -763,10 +911,29 @@ pub fn trail(args: &[&str]) -> Run {
     trail_with_stdin(args, None)
 }
 
+/// `args` plus `--database-url URL` when they name a `--data-dir` that has
+/// a test database and no `--database-url` of their own.
+fn with_database_url(args: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    if args.contains(&"--database-url") {
+        return out;
+    }
+    let url = args
+        .windows(2)
+        .find(|pair| pair[0] == "--data-dir")
+        .and_then(|pair| database_url_of(Path::new(pair[1])));
+    if let Some(url) = url {
+        out.extend(["--database-url".to_owned(), url]);
+    }
+    out
+}
+
 /// Runs `trail ARGS` with `stdin` (closed when None); at most two minutes.
+/// With `--data-dir DIR` of a directory that has a test database, the
+/// command is given `--database-url` too (see the module comment).
 pub fn trail_with_stdin(args: &[&str], stdin: Option<&str>) -> Run {
     let mut command = Command::new(BIN);
-    command.args(args);
+    command.args(with_database_url(args));
     for var in TRAIL_VARS {
         command.env_remove(var);
     }
@@ -999,9 +1166,30 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     text.split_whitespace().next().unwrap().to_owned()
 }
 
-/// True when `needle` occurs in any of the database files (`trail.db`,
-/// `trail.db-wal`, `trail.db-shm`, ...) of `dir`.
-pub fn database_files_contain(dir: &Path, needle: &[u8]) -> bool {
+/// True when `needle` occurs anywhere in the store of the server on `dir`:
+/// on sqlite, in the raw bytes of its database files (`trail.db`,
+/// `trail.db-wal`, `trail.db-shm`, ...); on postgres, in a `pg_dump
+/// --data-only` of its database, as text or as the hex of a `bytea` value.
+pub fn store_contains(dir: &Path, needle: &[u8]) -> bool {
+    if let Some(url) = database_url_of(dir) {
+        let output = Command::new("pg_dump")
+            .args(["--data-only", "--no-owner", "--dbname", &url])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run pg_dump ({e}); scripts/test installs it"));
+        assert!(
+            output.status.success(),
+            "pg_dump {url}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            find(&output.stdout, b"COPY public.records").is_some(),
+            "pg_dump of {url} holds no records table"
+        );
+        let hex = hex::encode(needle);
+        return find(&output.stdout, needle).is_some()
+            || find(&output.stdout, hex.as_bytes()).is_some();
+    }
     let files = database_files(dir);
     assert!(!files.is_empty(), "no trail.db* files in {}", dir.display());
     files.iter().any(|path| {

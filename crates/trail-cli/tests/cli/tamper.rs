@@ -10,7 +10,9 @@
 //! stored subtree hash (located only as far as the last checkpoint before
 //! it), and a cut-off tail. An untouched copy verifies, so the copying is
 //! sound; and an exported bundle verifies offline with `--bundle --vkey`
-//! until a line of it is edited or dropped.
+//! until a line of it is edited or dropped. The cases on the database files
+//! are sqlite's (`sqlite_` names, skipped on postgres, whose counterpart is
+//! `postgres.rs`); the bundle case runs on both backends.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -301,7 +303,7 @@ fn consistent_rewrite(dir: &Path, seq: u64) -> usize {
 }
 
 #[test]
-fn untouched_copy_verifies_and_its_triggers_refuse_edits() {
+fn sqlite_untouched_copy_verifies_and_its_triggers_refuse_edits() {
     let fixture = fixture();
     let copy = fixture.copy();
     let (code, report, stderr) = verify(copy.path());
@@ -342,7 +344,7 @@ fn untouched_copy_verifies_and_its_triggers_refuse_edits() {
 }
 
 #[test]
-fn tamper_changed_envelope_field_names_its_seq() {
+fn sqlite_tamper_changed_envelope_field_names_its_seq() {
     let fixture = fixture();
     let copy = fixture.copy();
     let out = attack(
@@ -358,7 +360,7 @@ fn tamper_changed_envelope_field_names_its_seq() {
 }
 
 #[test]
-fn tamper_changed_leaf_hash_names_its_seq() {
+fn sqlite_tamper_changed_leaf_hash_names_its_seq() {
     let fixture = fixture();
     let copy = fixture.copy();
     let (ok, before, _) = sqlite(
@@ -381,7 +383,7 @@ fn tamper_changed_leaf_hash_names_its_seq() {
 }
 
 #[test]
-fn tamper_changed_content_names_its_seq() {
+fn sqlite_tamper_changed_content_names_its_seq() {
     let fixture = fixture();
     let copy = fixture.copy();
     let out = attack(
@@ -399,7 +401,7 @@ fn tamper_changed_content_names_its_seq() {
 }
 
 #[test]
-fn tamper_deleted_record_names_its_seq() {
+fn sqlite_tamper_deleted_record_names_its_seq() {
     let fixture = fixture();
     let copy = fixture.copy();
     let out = attack(
@@ -414,7 +416,7 @@ fn tamper_deleted_record_names_its_seq() {
 }
 
 #[test]
-fn tamper_swapped_records_name_the_first() {
+fn sqlite_tamper_swapped_records_name_the_first() {
     let fixture = fixture();
     let copy = fixture.copy();
     let (a, b) = (rid(13), rid(14));
@@ -439,7 +441,7 @@ fn tamper_swapped_records_name_the_first() {
 }
 
 #[test]
-fn tamper_forged_record_names_its_seq() {
+fn sqlite_tamper_forged_record_names_its_seq() {
     let fixture = fixture();
     let copy = fixture.copy();
     // Seq 8 is where a checkpoint (size 8) ends, so even a forgery that
@@ -451,7 +453,7 @@ fn tamper_forged_record_names_its_seq() {
 }
 
 #[test]
-fn tamper_consistent_rewrite_names_the_first_unverified_seq() {
+fn sqlite_tamper_consistent_rewrite_names_the_first_unverified_seq() {
     let fixture = fixture();
     // A rewrite at a checkpoint boundary (a checkpoint of size 8 exists).
     let copy = fixture.copy();
@@ -479,7 +481,7 @@ fn tamper_consistent_rewrite_names_the_first_unverified_seq() {
 }
 
 #[test]
-fn tamper_truncated_tail_names_the_cut() {
+fn sqlite_tamper_truncated_tail_names_the_cut() {
     let fixture = fixture();
     let copy = fixture.copy();
     let t = 14;

@@ -211,6 +211,9 @@ fn serve_with_key_file(dir: &Path, key_file: &Path) -> KeyedServer {
         .arg("127.0.0.1:0")
         .arg("--log-key-file")
         .arg(key_file);
+    if let Some(url) = crate::harness::server_database_url(dir) {
+        command.arg("--database-url").arg(url);
+    }
     for (name, _) in std::env::vars() {
         if name.starts_with("TRAIL_") {
             command.env_remove(name);
