@@ -247,6 +247,10 @@ struct Rows {
     status: Vec<i16>,
     name: Vec<String>,
     user_id: Vec<Option<String>>,
+    model: Vec<Option<String>>,
+    provider: Vec<Option<String>>,
+    transport: Vec<Option<i16>>,
+    confirmed: Vec<Option<bool>>,
     /// Each record's dims as a text[] literal.
     dims: Vec<String>,
     duration_ms: Vec<Option<i64>>,
@@ -307,6 +311,10 @@ impl Head {
         r.status.truncate(n);
         r.name.truncate(n);
         r.user_id.truncate(n);
+        r.model.truncate(n);
+        r.provider.truncate(n);
+        r.transport.truncate(n);
+        r.confirmed.truncate(n);
         r.dims.truncate(n);
         r.duration_ms.truncate(n);
         r.has_content.truncate(n);
@@ -334,6 +342,11 @@ impl Head {
         r.status.push(i16::from(index.status.code()));
         r.name.push(index.name.clone());
         r.user_id.push(index.user_id.clone());
+        r.model.push(index.model.clone());
+        r.provider.push(index.provider.clone());
+        r.transport
+            .push(index.transport.map(|t| i16::from(t.code())));
+        r.confirmed.push(index.confirmed);
         r.dims.push(crate::dims::array_literal(self.tenant, index));
         r.duration_ms
             .push(index.duration_ms.map(|d| d.min(i64::MAX as u64) as i64));
@@ -475,18 +488,19 @@ async fn insert(tx: &Transaction<'_>, tenant: i64, r: &Rows) -> Result<(), Refus
     let records = tx
         .prepare_cached(
             "INSERT INTO records (tenant_id, seq, id, received_at, ts, type, status, name, user_id, \
-             dims, duration_ms, has_content, envelope, leaf_hash) \
+             model, provider, transport, confirmed, dims, duration_ms, has_content, envelope, leaf_hash) \
              SELECT $1, u.seq, u.id, u.received_at, u.ts, u.type, u.status, u.name, u.user_id, \
-             u.dims::text[], u.duration_ms, u.has_content, u.envelope, u.leaf_hash \
+             u.model, u.provider, u.transport, u.confirmed, u.dims::text[], u.duration_ms, \
+             u.has_content, u.envelope, u.leaf_hash \
              FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::smallint[], \
-             $7::smallint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::boolean[], \
-             $13::bytea[], $14::bytea[]) \
-             AS u(seq, id, received_at, ts, type, status, name, user_id, dims, duration_ms, \
-             has_content, envelope, leaf_hash)",
+             $7::smallint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::smallint[], \
+             $13::boolean[], $14::text[], $15::bigint[], $16::boolean[], $17::bytea[], $18::bytea[]) \
+             AS u(seq, id, received_at, ts, type, status, name, user_id, model, provider, transport, \
+             confirmed, dims, duration_ms, has_content, envelope, leaf_hash)",
         )
         .await
         .map_err(refused)?;
-    let params: [&(dyn ToSql + Sync); 14] = [
+    let params: [&(dyn ToSql + Sync); 18] = [
         &tenant,
         &r.seq,
         &r.id,
@@ -496,6 +510,10 @@ async fn insert(tx: &Transaction<'_>, tenant: i64, r: &Rows) -> Result<(), Refus
         &r.status,
         &r.name,
         &r.user_id,
+        &r.model,
+        &r.provider,
+        &r.transport,
+        &r.confirmed,
         &r.dims,
         &r.duration_ms,
         &r.has_content,

@@ -36,6 +36,7 @@ impl Clause {
         let tenant = scope.tenant.id;
         let dims: Vec<String> = trail_store::dims::wanted_dims(scope, filters)
             .into_iter()
+            .filter(|(kind, _)| crate::dims::is_indexed(*kind))
             .map(|(kind, value)| crate::dims::dim(tenant, kind, &value))
             .collect();
         if !dims.is_empty() {
@@ -46,6 +47,27 @@ impl Clause {
             clause.push("r.user_id = $", user.clone());
         }
         let f = filters;
+        if let Some(t) = f.event_type {
+            clause.push("r.type = $", i16::from(t.code()));
+        }
+        if let Some(s) = f.status {
+            clause.push("r.status = $", i16::from(s.code()));
+        }
+        if let Some(v) = &f.name {
+            clause.push("r.name = $", v.clone());
+        }
+        if let Some(v) = &f.model {
+            clause.push("r.model = $", v.clone());
+        }
+        if let Some(v) = &f.provider {
+            clause.push("r.provider = $", v.clone());
+        }
+        if let Some(t) = f.transport {
+            clause.push("r.transport = $", i16::from(t.code()));
+        }
+        if let Some(c) = f.confirmed {
+            clause.push("r.confirmed = $", c);
+        }
         if let Some(v) = &f.name_contains {
             clause.push("strpos(lower(r.name), lower($", v.clone());
             clause.sql.push_str(")) > 0");

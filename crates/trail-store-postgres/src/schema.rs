@@ -64,7 +64,11 @@ CREATE TABLE records (
     status       smallint NOT NULL,
     name         text NOT NULL,
     user_id      text,
-    dims         text[] NOT NULL,
+    model        text,
+    provider     text,
+    transport    smallint,
+    confirmed    boolean,
+    dims         text[] COLLATE "C" NOT NULL,
     duration_ms  bigint,
     has_content  boolean NOT NULL,
     envelope     bytea NOT NULL,
@@ -99,7 +103,7 @@ CREATE TABLE checkpoints (
 
 CREATE FUNCTION trail_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'trail: % is append-only', TG_TABLE_NAME
+    RAISE EXCEPTION 'trail: table % is append-only', TG_TABLE_NAME
         USING ERRCODE = 'insufficient_privilege';
 END $$;
 CREATE TRIGGER records_append_only BEFORE UPDATE OR DELETE ON records
