@@ -59,6 +59,7 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: Pool,
     writer: Writer,
+    maintenance: tokio::task::JoinHandle<()>,
 }
 
 /// The text of a driver error: the server's message and detail when there
@@ -165,7 +166,37 @@ impl PostgresStore {
         }
         let committer = commit::PgCommitter::start(config)?;
         let writer = Writer::start(committer, options.writer);
-        Ok(PostgresStore { pool, writer })
+        let maintenance = tokio::spawn(fold_pending_dims(pool.clone()));
+        Ok(PostgresStore {
+            pool,
+            writer,
+            maintenance,
+        })
+    }
+}
+
+/// Every second, folds the GIN pending list of the dims index into the
+/// index, on a pooled connection of its own, so the writer's transactions
+/// only ever append to the list (the fold is the expensive part of keeping
+/// a GIN index, and here it runs beside the writer instead of inside it).
+async fn fold_pending_dims(pool: Pool) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let outcome = async {
+            let client = connection(&pool).await?;
+            client
+                .batch_execute(&format!(
+                    "SET ROLE {APP_ROLE}; SELECT trail_clean_dims(); RESET ROLE"
+                ))
+                .await
+                .map_err(db)
+        }
+        .await;
+        if let Err(error) = outcome {
+            tracing::debug!(%error, "folding the dims pending list failed");
+        }
     }
 }
 
@@ -350,6 +381,7 @@ impl Store for PostgresStore {
 
     async fn shutdown(&self) {
         self.writer.shutdown().await;
+        self.maintenance.abort();
         self.pool.close();
     }
 }

@@ -76,7 +76,10 @@ CREATE TABLE records (
     PRIMARY KEY (tenant_id, seq),
     UNIQUE (tenant_id, id)
 );
-CREATE INDEX records_dims ON records USING gin (dims);
+-- New entries go to the index's pending list, which a background task of
+-- every server folds into the index (trail_clean_dims below), off the
+-- writer's path; the limit is only a backstop.
+CREATE INDEX records_dims ON records USING gin (dims) WITH (gin_pending_list_limit = 65536);
 CREATE INDEX records_ts ON records USING brin (tenant_id, ts);
 CREATE TABLE content (
     tenant_id bigint NOT NULL,
@@ -146,6 +149,10 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
     FROM public.api_keys k JOIN public.tenants t ON t.id = k.tenant_id
     WHERE k.key_id = wanted
 $$;
+CREATE FUNCTION trail_clean_dims() RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT gin_clean_pending_list('public.records_dims'::regclass)
+$$;
 CREATE FUNCTION trail_has_no_keys() RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
     SELECT NOT EXISTS (SELECT 1 FROM public.api_keys)
@@ -154,8 +161,8 @@ $$;
 REVOKE ALL ON tenants, log_heads, api_keys, settings, records, content, tree_nodes, checkpoints FROM PUBLIC;
 GRANT SELECT, INSERT ON tenants, records, content, tree_nodes, checkpoints TO trail_app;
 GRANT SELECT, INSERT, UPDATE ON log_heads, api_keys, settings TO trail_app;
-REVOKE ALL ON FUNCTION trail_key(text), trail_has_no_keys() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION trail_key(text), trail_has_no_keys() TO trail_app;
+REVOKE ALL ON FUNCTION trail_key(text), trail_has_no_keys(), trail_clean_dims() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION trail_key(text), trail_has_no_keys(), trail_clean_dims() TO trail_app;
 "#];
 
 /// The schema version this build writes.
