@@ -13,6 +13,7 @@ mod commit;
 mod dims;
 mod read;
 mod schema;
+mod stats;
 mod tree;
 
 use std::time::Duration;
@@ -239,7 +240,7 @@ impl Store for PostgresStore {
     }
 
     async fn stats(&self, scope: &ReadScope, query: &StatsQuery) -> Result<Stats, StoreError> {
-        in_tx!(self, Some(scope.tenant.id), |tx| read::stats(
+        in_tx!(self, Some(scope.tenant.id), |tx| stats::stats(
             tx, scope, query
         ))
     }

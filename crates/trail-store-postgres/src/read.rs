@@ -4,31 +4,25 @@
 //! already limits it to the caller's tenant; every query names the tenant
 //! again all the same.
 
-use std::collections::HashMap;
-
 use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
-use trail_core::event::{EventType, Status};
-use trail_store::{
-    Bucket, EventQuery, Filters, Order, Page, ReadScope, Stats, StatsQuery, StoreError,
-    StoredRecord,
-};
+use trail_store::{EventQuery, Filters, Order, Page, ReadScope, StoreError, StoredRecord};
 use uuid::Uuid;
 
 use crate::db;
 
-type Param = Box<dyn ToSql + Sync + Send>;
+pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 
 /// A WHERE clause under construction, with its parameters.
-struct Clause {
-    sql: String,
-    params: Vec<Param>,
+pub(crate) struct Clause {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Param>,
 }
 
 impl Clause {
     /// `r.tenant_id = $1` plus the scope's user binding and every filter.
-    fn new(scope: &ReadScope, filters: &Filters) -> Clause {
+    pub(crate) fn new(scope: &ReadScope, filters: &Filters) -> Clause {
         let mut clause = Clause {
             sql: "r.tenant_id = $1".into(),
             params: vec![Box::new(scope.tenant.id)],
@@ -82,14 +76,14 @@ impl Clause {
     }
 
     /// Appends ` AND <sql><n>` where `$<n>` is the new parameter.
-    fn push(&mut self, sql: &str, value: impl ToSql + Sync + Send + 'static) {
+    pub(crate) fn push(&mut self, sql: &str, value: impl ToSql + Sync + Send + 'static) {
         self.params.push(Box::new(value));
         self.sql.push_str(" AND ");
         self.sql.push_str(sql);
         self.sql.push_str(&self.params.len().to_string());
     }
 
-    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+    pub(crate) fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
@@ -197,104 +191,4 @@ pub async fn log_size(tx: &Transaction<'_>, tenant: i64) -> Result<u64, StoreErr
         .map_err(db)?;
     let row = tx.query_opt(&stmt, &[&tenant]).await.map_err(db)?;
     Ok(row.map_or(0, |row| row.get::<_, i64>(0) as u64))
-}
-
-/// Aggregates over the matching records: one grouped scan for buckets,
-/// types and names, one ordered pass over durations for the percentiles
-/// (nearest rank, exact).
-pub async fn stats(
-    tx: &Transaction<'_>,
-    scope: &ReadScope,
-    query: &StatsQuery,
-) -> Result<Stats, StoreError> {
-    let mut clause = Clause::new(scope, &query.filters);
-    let width = query.bucket.micros();
-    clause.params.push(Box::new(width));
-    let w = clause.params.len();
-    clause
-        .params
-        .push(Box::new(i16::from(Status::Error.code())));
-    let e = clause.params.len();
-    let sql = format!(
-        "SELECT r.ts - ((r.ts % ${w}) + ${w}) % ${w} AS bucket, r.type, r.name, count(*), \
-         count(*) FILTER (WHERE r.status = ${e}) \
-         FROM records r WHERE {} GROUP BY 1, 2, 3",
-        clause.sql
-    );
-    let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
-    let rows = tx.query(&stmt, &clause.refs()).await.map_err(db)?;
-    let mut buckets: HashMap<i64, (u64, u64)> = HashMap::new();
-    let mut by_type: HashMap<i16, u64> = HashMap::new();
-    let mut by_name: HashMap<String, u64> = HashMap::new();
-    let (mut total, mut errors) = (0u64, 0u64);
-    for row in &rows {
-        let start: i64 = row.get(0);
-        let event_type: i16 = row.get(1);
-        let name: String = row.get(2);
-        let n = row.get::<_, i64>(3) as u64;
-        let err = row.get::<_, i64>(4) as u64;
-        let bucket = buckets.entry(start).or_default();
-        bucket.0 += n;
-        bucket.1 += err;
-        *by_type.entry(event_type).or_default() += n;
-        *by_name.entry(name).or_default() += n;
-        total += n;
-        errors += err;
-    }
-    let mut buckets: Vec<Bucket> = buckets
-        .into_iter()
-        .map(|(start, (count, errors))| Bucket {
-            start,
-            count,
-            errors,
-        })
-        .collect();
-    buckets.sort_by_key(|bucket| bucket.start);
-    let mut by_type: Vec<(EventType, u64)> = by_type
-        .into_iter()
-        .filter_map(|(code, n)| {
-            u8::try_from(code)
-                .ok()
-                .and_then(EventType::from_code)
-                .map(|t| (t, n))
-        })
-        .collect();
-    by_type.sort_by_key(|(t, _)| t.as_str());
-    let mut top_names: Vec<(String, u64)> = by_name.into_iter().collect();
-    top_names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    top_names.truncate(query.top.max(1) as usize);
-
-    let clause = Clause::new(scope, &query.filters);
-    let sql = format!(
-        "SELECT rn, n, d FROM (SELECT r.duration_ms AS d, \
-         row_number() OVER (ORDER BY r.duration_ms) AS rn, count(*) OVER () AS n \
-         FROM records r WHERE {} AND r.duration_ms IS NOT NULL) x \
-         WHERE rn = greatest((50 * n + 99) / 100, 1) OR rn = greatest((95 * n + 99) / 100, 1)",
-        clause.sql
-    );
-    let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
-    let rows = tx.query(&stmt, &clause.refs()).await.map_err(db)?;
-    let mut p50 = None;
-    let mut p95 = None;
-    for row in &rows {
-        let rank: i64 = row.get(0);
-        let n: i64 = row.get(1);
-        let duration = row.get::<_, i64>(2).max(0) as u64;
-        let rank_of = |p: i64| ((p * n + 99) / 100).max(1);
-        if rank == rank_of(50) {
-            p50 = Some(duration);
-        }
-        if rank == rank_of(95) {
-            p95 = Some(duration);
-        }
-    }
-    Ok(Stats {
-        buckets,
-        by_type,
-        top_names,
-        total,
-        errors,
-        p50_duration_ms: p50,
-        p95_duration_ms: p95,
-    })
 }
