@@ -129,7 +129,12 @@ pub(crate) async fn connection(pool: &Pool) -> Result<Object, StoreError> {
 /// role, scoped to one tenant (or to none, which sees no tenant rows).
 pub(crate) fn scope_sql(tenant: Option<i64>) -> String {
     let tenant = tenant.map(|id| id.to_string()).unwrap_or_default();
-    format!("SET LOCAL ROLE {APP_ROLE}; SELECT set_config('trail.tenant', '{tenant}', true)")
+    // Parallel workers cost more to start (tens of ms here) than the short
+    // queries trail runs would gain from them.
+    format!(
+        "SET LOCAL ROLE {APP_ROLE}; SET LOCAL max_parallel_workers_per_gather = 0; \
+         SELECT set_config('trail.tenant', '{tenant}', true)"
+    )
 }
 
 /// Opens a transaction as the application role, scoped to `tenant`.

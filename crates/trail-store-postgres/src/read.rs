@@ -20,23 +20,59 @@ pub(crate) struct Clause {
     pub(crate) params: Vec<Param>,
 }
 
+/// The column filters `trail_match` applies itself, in its parameter
+/// order (type, status, name, model, provider, transport, confirmed, from,
+/// to); NULL where not filtered.
+fn match_params(f: &Filters) -> Vec<Param> {
+    vec![
+        Box::new(f.event_type.map(|t| i16::from(t.code()))),
+        Box::new(f.status.map(|s| i16::from(s.code()))),
+        Box::new(f.name.clone()),
+        Box::new(f.model.clone()),
+        Box::new(f.provider.clone()),
+        Box::new(f.transport.map(|t| i16::from(t.code()))),
+        Box::new(f.confirmed),
+        Box::new(f.from),
+        Box::new(f.to),
+    ]
+}
+
+/// The indexed dims the scope and filters ask for, as stored strings.
+fn indexed_dims(scope: &ReadScope, filters: &Filters) -> Vec<String> {
+    let tenant = scope.tenant.id;
+    trail_store::dims::wanted_dims(scope, filters)
+        .into_iter()
+        .filter(|(kind, _)| crate::dims::is_indexed(*kind))
+        .map(|(kind, value)| crate::dims::dim(tenant, kind, &value))
+        .collect()
+}
+
 impl Clause {
     /// `r.tenant_id = $1` plus the scope's user binding and every filter.
     pub(crate) fn new(scope: &ReadScope, filters: &Filters) -> Clause {
+        let mut clause = Clause::without_dims(scope, filters);
+        let dims = indexed_dims(scope, filters);
+        if !dims.is_empty() {
+            clause.push("r.seq = ANY(ARRAY(SELECT trail_match($", dims);
+            clause
+                .sql
+                .push_str("::text[], 0, 9223372036854775807, NULL, true");
+            for value in match_params(filters) {
+                clause.params.push(value);
+                clause.sql.push_str(&format!(", ${}", clause.params.len()));
+            }
+            clause.sql.push_str(")))");
+        }
+        clause
+    }
+
+    /// Every filter but the indexed dims (which the caller looks up through
+    /// `trail_match`).
+    fn without_dims(scope: &ReadScope, filters: &Filters) -> Clause {
         let mut clause = Clause {
             sql: "r.tenant_id = $1".into(),
             params: vec![Box::new(scope.tenant.id)],
         };
-        let tenant = scope.tenant.id;
-        let dims: Vec<String> = trail_store::dims::wanted_dims(scope, filters)
-            .into_iter()
-            .filter(|(kind, _)| crate::dims::is_indexed(*kind))
-            .map(|(kind, value)| crate::dims::dim(tenant, kind, &value))
-            .collect();
-        if !dims.is_empty() {
-            clause.push("r.dims @> $", dims);
-            clause.sql.push_str("::text[]");
-        }
         if let Some(user) = &scope.bound_user {
             clause.push("r.user_id = $", user.clone());
         }
@@ -136,24 +172,12 @@ pub async fn query(
     } else {
         None
     };
-    let mut clause = Clause::new(scope, &query.filters);
-    let descending = query.order == Order::Desc;
-    if let Some(after) = query.after_seq {
-        let op = if descending { "r.seq < $" } else { "r.seq > $" };
-        clause.push(op, clamp(after));
-    }
-    let direction = if descending { "DESC" } else { "ASC" };
-    clause.params.push(Box::new(i64::from(query.limit)));
-    let limit = clause.params.len();
-    clause.params.push(Box::new(clamp(query.offset)));
-    let offset = clause.params.len();
-    let sql = format!(
-        "SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE {} ORDER BY r.seq {direction} LIMIT ${limit} OFFSET ${offset}",
-        clause.sql
-    );
-    let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
-    let rows = tx.query(&stmt, &clause.refs()).await.map_err(db)?;
-    let records: Vec<StoredRecord> = rows.iter().map(record_from_row).collect();
+    let dims = indexed_dims(scope, &query.filters);
+    let records = if dims.is_empty() {
+        page(tx, scope, query, None).await?
+    } else {
+        page_by_dims(tx, scope, query, dims).await?
+    };
     let next_cursor = if records.len() == query.limit as usize {
         records.last().map(|record| record.seq)
     } else {
@@ -164,6 +188,122 @@ pub async fn query(
         next_cursor,
         total,
     })
+}
+
+/// The page itself: matching records in seq order after the cursor, at
+/// most `limit` after skipping `offset`; with `among`, only those seqs.
+async fn page(
+    tx: &Transaction<'_>,
+    scope: &ReadScope,
+    query: &EventQuery,
+    among: Option<(Vec<i64>, u64)>,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut clause = Clause::without_dims(scope, &query.filters);
+    let descending = query.order == Order::Desc;
+    if let Some(after) = query.after_seq {
+        let op = if descending { "r.seq < $" } else { "r.seq > $" };
+        clause.push(op, clamp(after));
+    }
+    let (limit, offset) = match among {
+        Some((seqs, wanted)) => {
+            clause.push("r.seq = ANY($", seqs);
+            clause.sql.push(')');
+            (clamp(wanted), 0)
+        }
+        None => (i64::from(query.limit), clamp(query.offset)),
+    };
+    let direction = if descending { "DESC" } else { "ASC" };
+    clause.params.push(Box::new(limit));
+    let limit = clause.params.len();
+    clause.params.push(Box::new(offset));
+    let offset = clause.params.len();
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE {} ORDER BY r.seq {direction} LIMIT ${limit} OFFSET ${offset}",
+        clause.sql
+    );
+    let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
+    let rows = tx.query(&stmt, &clause.refs()).await.map_err(db)?;
+    Ok(rows.iter().map(record_from_row).collect())
+}
+
+/// Seqs `trail_match` asks for in its first round; each further round asks
+/// for four times more, up to [`MAX_ROUND`].
+const FIRST_ROUND: i64 = 256;
+const MAX_ROUND: i64 = 65_536;
+
+/// A page whose filters include indexed dims. Row-level security keeps the
+/// planner from using the GIN index under `trail_app` (`@>` is not
+/// leakproof), so the matching seqs come from `trail_match`, a SECURITY
+/// DEFINER function that searches the index for the transaction's tenant
+/// only, newest (or oldest) first, in rounds; the other filters are checked
+/// on those records until the page is full.
+async fn page_by_dims(
+    tx: &Transaction<'_>,
+    scope: &ReadScope,
+    query: &EventQuery,
+    dims: Vec<String>,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let descending = query.order == Order::Desc;
+    let (mut lo, mut hi) = (0i64, i64::MAX);
+    if let Some(after) = query.after_seq {
+        if descending {
+            hi = clamp(after);
+        } else {
+            lo = clamp(after).saturating_add(1);
+        }
+    }
+    let wanted = query.offset.saturating_add(u64::from(query.limit));
+    let mut skip = query.offset;
+    let mut records = Vec::with_capacity(query.limit as usize);
+    // trail_match applies every filter but name_contains: without it, the
+    // first round is the page.
+    let mut round = if query.filters.name_contains.is_none() {
+        clamp(wanted).clamp(1, MAX_ROUND)
+    } else {
+        FIRST_ROUND
+            .max(clamp(wanted).saturating_mul(2))
+            .min(MAX_ROUND)
+    };
+    let stmt = tx
+        .prepare_cached(
+            "SELECT s FROM trail_match($1::text[], $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) AS s",
+        )
+        .await
+        .map_err(db)?;
+    let filters = match_params(&query.filters);
+    loop {
+        let k = round as i32;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&dims, &lo, &hi, &k, &descending];
+        params.extend(filters.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)));
+        let seqs: Vec<i64> = tx
+            .query(&stmt, &params)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let Some(&last) = seqs.last() else { break };
+        let exhausted = (seqs.len() as i64) < round;
+        let need = skip + (u64::from(query.limit) - records.len() as u64);
+        for record in page(tx, scope, query, Some((seqs, need))).await? {
+            if skip > 0 {
+                skip -= 1;
+            } else {
+                records.push(record);
+            }
+        }
+        if records.len() >= query.limit as usize || exhausted {
+            break;
+        }
+        if descending {
+            hi = last;
+        } else {
+            lo = last.saturating_add(1);
+        }
+        round = (round * 4).min(MAX_ROUND);
+    }
+    records.truncate(query.limit as usize);
+    Ok(records)
 }
 
 /// One record by id, if the scope may see it.

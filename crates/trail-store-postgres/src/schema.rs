@@ -81,6 +81,9 @@ CREATE TABLE records (
 -- writer's path; the limit is only a backstop.
 CREATE INDEX records_dims ON records USING gin (dims) WITH (gin_pending_list_limit = 65536);
 CREATE INDEX records_ts ON records USING brin (tenant_id, ts);
+-- Few (type, status) pairs: each insert lands at the right edge of one of
+-- a handful of ranges, which keeps this index cheap to maintain.
+CREATE INDEX records_type_status ON records (tenant_id, type, status, seq);
 CREATE TABLE content (
     tenant_id bigint NOT NULL,
     seq       bigint NOT NULL,
@@ -153,6 +156,39 @@ CREATE FUNCTION trail_clean_dims() RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
     SELECT gin_clean_pending_list('public.records_dims'::regclass)
 $$;
+-- The seqs of the transaction's tenant whose dims contain every one of
+-- `wanted` and whose columns equal each non-NULL value given, with seq in
+-- [lo, hi) and ts in [ts_from, ts_to), newest (or oldest) first, at most k
+-- (NULL: all). Row-level security keeps the planner from using the GIN
+-- index for the application role (`@>` is not leakproof, so it may not run
+-- before the policy), so this function searches as the owner, for the
+-- tenant of the `trail.tenant` setting only. EXECUTE plans with the actual
+-- values: the unused conditions fold away and the planner picks the index
+-- or a walk by seq for each value.
+CREATE FUNCTION trail_match(wanted text[], lo bigint, hi bigint, k integer, descending boolean,
+    f_type smallint, f_status smallint, f_name text, f_model text, f_provider text,
+    f_transport smallint, f_confirmed boolean, ts_from bigint, ts_to bigint)
+RETURNS SETOF bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    tenant bigint := NULLIF(current_setting('trail.tenant', true), '')::bigint;
+BEGIN
+    IF tenant IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT seq FROM public.records WHERE tenant_id = $1 AND dims @> $2 '
+        'AND seq >= $3 AND seq < $4 '
+        'AND ($6::smallint IS NULL OR type = $6) AND ($7::smallint IS NULL OR status = $7) '
+        'AND ($8::text IS NULL OR name = $8) AND ($9::text IS NULL OR model = $9) '
+        'AND ($10::text IS NULL OR provider = $10) AND ($11::smallint IS NULL OR transport = $11) '
+        'AND ($12::boolean IS NULL OR confirmed = $12) '
+        'AND ($13::bigint IS NULL OR ts >= $13) AND ($14::bigint IS NULL OR ts < $14) '
+        'ORDER BY seq %s LIMIT $5',
+        CASE WHEN descending THEN 'DESC' ELSE 'ASC' END)
+        USING tenant, wanted, lo, hi, k, f_type, f_status, f_name, f_model, f_provider,
+              f_transport, f_confirmed, ts_from, ts_to;
+END $$;
 CREATE FUNCTION trail_has_no_keys() RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
     SELECT NOT EXISTS (SELECT 1 FROM public.api_keys)
@@ -161,8 +197,10 @@ $$;
 REVOKE ALL ON tenants, log_heads, api_keys, settings, records, content, tree_nodes, checkpoints FROM PUBLIC;
 GRANT SELECT, INSERT ON tenants, records, content, tree_nodes, checkpoints TO trail_app;
 GRANT SELECT, INSERT, UPDATE ON log_heads, api_keys, settings TO trail_app;
-REVOKE ALL ON FUNCTION trail_key(text), trail_has_no_keys(), trail_clean_dims() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION trail_key(text), trail_has_no_keys(), trail_clean_dims() TO trail_app;
+REVOKE ALL ON FUNCTION trail_key(text), trail_has_no_keys(), trail_clean_dims(),
+    trail_match(text[], bigint, bigint, integer, boolean, smallint, smallint, text, text, text, smallint, boolean, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION trail_key(text), trail_has_no_keys(), trail_clean_dims(),
+    trail_match(text[], bigint, bigint, integer, boolean, smallint, smallint, text, text, text, smallint, boolean, bigint, bigint) TO trail_app;
 "#];
 
 /// The schema version this build writes.

@@ -289,3 +289,64 @@ async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T
     }
     out
 }
+
+/// A user filter with a rare name fragment: the matching seqs come from
+/// `trail_match` in growing rounds (256, 1024, ...), and paging with the
+/// cursor still sees every match once, newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dims_pages_fill_up_across_rounds() {
+    let url = fresh_database().await;
+    let store = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .expect("connect");
+    let tenant = store.ensure_tenant("t").await.expect("tenant");
+    let mut rare = Vec::new();
+    for chunk in 0..6 {
+        let events: Vec<_> = (0..500)
+            .map(|i| {
+                let n = chunk * 500 + i;
+                let name = if n % 700 == 4 { format!("RareThing{n}") } else { format!("common{}", n % 7) };
+                trail_store::conformance::event(
+                    serde_json::json!({"type": "tool_call", "name": name, "user_id": if n % 2 == 0 { "u1" } else { "u2" }}),
+                    trail_core::policy::ContentPolicy::Hash,
+                )
+            })
+            .collect();
+        for accepted in store.append(&tenant, events).await.expect("append") {
+            let n = accepted.seq;
+            if n % 700 == 4 && n % 2 == 0 {
+                rare.push(n);
+            }
+        }
+    }
+    assert!(rare.len() >= 2, "{rare:?}");
+    rare.reverse();
+    let scope = trail_store::ReadScope {
+        tenant: tenant.clone(),
+        bound_user: None,
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let query = trail_store::EventQuery {
+            filters: trail_store::Filters {
+                user_id: Some("u1".into()),
+                name_contains: Some("rarething".into()),
+                ..Default::default()
+            },
+            limit: 1,
+            after_seq: cursor,
+            count: true,
+            ..Default::default()
+        };
+        let page = store.query(&scope, &query).await.expect("query");
+        assert_eq!(page.total, Some(rare.len() as u64));
+        seen.extend(page.records.iter().map(|r| r.seq));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, rare);
+    store.shutdown().await;
+}
