@@ -174,7 +174,7 @@ CREATE TABLE rollups (
     hour      bigint NOT NULL,
     type      smallint NOT NULL,
     status    smallint NOT NULL,
-    name      text COLLATE "C" NOT NULL,
+    name      text NOT NULL,
     n         bigint NOT NULL CHECK (n > 0),
     durations bytea NOT NULL,
     PRIMARY KEY (tenant_id, hour, type, status, name)

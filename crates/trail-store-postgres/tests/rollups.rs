@@ -73,7 +73,7 @@ fn value(i: i64, max_duration: u64) -> Value {
         "chat",
         "bank.create_transfer",
         "search.docs",
-        "Ask",
+        "Überweisung",
     ];
     let at = T0 - 30 * MINUTE + i * 97 * 1_000_000 * 29 % (8 * HOUR);
     let mut event = json!({
@@ -197,6 +197,10 @@ fn rollup_filters() -> Vec<Filters> {
         },
         Filters {
             name: Some("never".into()),
+            ..Filters::default()
+        },
+        Filters {
+            name_contains: Some("üBER".into()),
             ..Filters::default()
         },
         Filters {
