@@ -129,18 +129,23 @@ impl Committer for PgCommitter {
             }
         };
         let written_at = started.elapsed();
-        runtime.block_on(async {
+        let rolled_at = runtime.block_on(async {
             for &tenant in &tenants {
                 merge_rollups(&tx, &heads[&tenant]).await?;
+            }
+            let rolled_at = started.elapsed();
+            for &tenant in &tenants {
                 move_head(&tx, &heads[&tenant]).await?;
             }
-            tx.commit().await.map_err(db)
+            tx.commit().await.map_err(db)?;
+            Ok::<_, StoreError>(rolled_at)
         })?;
         tracing::debug!(
             jobs = jobs.len(),
             events = jobs.iter().map(|j| j.events.len()).sum::<usize>(),
             locked = ?locked_at,
             written = ?written_at,
+            rolled = ?rolled_at,
             committed = ?started.elapsed(),
             "postgres batch"
         );

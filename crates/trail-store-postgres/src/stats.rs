@@ -4,11 +4,12 @@
 //! stats come from the hourly `rollups` the writer keeps (see `commit.rs`):
 //! one row per (hour, type, status, name) for the whole hours of the range,
 //! plus the records of the partial hours at its edges, found through the
-//! BRIN time index. Percentiles then come from the duration histograms:
+//! BRIN time index (only when the rollups hold matching records in those
+//! hours). Percentiles then come from the duration histograms:
 //! exact below 1,024 ms, at most 1/64 low above (`trail_store::rollup`).
 //! Any other filter scans the matching records.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
 use trail_core::event::{EventType, Status};
@@ -42,15 +43,23 @@ async fn from_rollups(
     let filters = &query.filters;
     let split = split_hours(filters.from, filters.to);
     let mut tally: Tally<String> = Tally::default();
-    if let Some((first_hour, end_hour)) = split.whole {
+    // Rollup rows of every hour the range touches: the whole hours are
+    // counted from them; an edge whose hours have none (nothing there
+    // matches) is not scanned at all.
+    let touched = (
+        filters.from.map_or(i64::MIN, |from| from.div_euclid(HOUR)),
+        filters.to.map_or(i64::MAX, |to| -((-to).div_euclid(HOUR))),
+    );
+    let mut edge_hours: HashSet<i64> = HashSet::new();
+    if split.whole.is_some() || !split.edges.is_empty() {
         // The same conditions as `Clause` puts on records, over the rollups'
         // columns of the same names.
         let mut clause = Clause {
             sql: "r.tenant_id = $1".into(),
             params: vec![Box::new(scope.tenant.id)],
         };
-        clause.push("r.hour >= $", first_hour);
-        clause.push("r.hour < $", end_hour);
+        clause.push("r.hour >= $", touched.0);
+        clause.push("r.hour < $", touched.1);
         if let Some(t) = filters.event_type {
             clause.push("r.type = $", i16::from(t.code()));
         }
@@ -71,19 +80,31 @@ async fn from_rollups(
         let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
         let rows = tx.query(&stmt, &clause.refs()).await.map_err(db)?;
         for row in &rows {
-            tally.add_rollup(
-                row.get(0),
-                row.get::<_, i16>(1) as u8,
-                row.get::<_, i16>(2) as u8,
-                row.get(3),
-                row.get::<_, i64>(4).max(0) as u64,
-                row.get(5),
-            )?;
+            let hour: i64 = row.get(0);
+            if split
+                .whole
+                .is_some_and(|(first, end)| first <= hour && hour < end)
+            {
+                tally.add_rollup(
+                    hour,
+                    row.get::<_, i16>(1) as u8,
+                    row.get::<_, i16>(2) as u8,
+                    row.get(3),
+                    row.get::<_, i64>(4).max(0) as u64,
+                    row.get(5),
+                )?;
+            } else {
+                edge_hours.insert(hour);
+            }
         }
     }
     // Each edge lies within at most two hours: `Clause` with the range
     // narrowed to it walks only those hours through the time index.
     for (low, high) in split.edges {
+        let (first, last) = (low.div_euclid(HOUR), (high - 1).div_euclid(HOUR));
+        if !(first..=last).any(|hour| edge_hours.contains(&hour)) {
+            continue;
+        }
         let edge = Filters {
             from: Some(low),
             to: Some(high),

@@ -166,6 +166,10 @@ fn rollup_filters() -> Vec<Filters> {
             Some(T0 + 3 * HOUR + 30 * MINUTE),
         ),
         range(Some(T0 + HOUR), Some(T0 + HOUR)),
+        // Edges in hours without records (not scanned).
+        range(Some(T0 - 30 * 24 * HOUR + 17), None),
+        range(Some(T0 - 5 * HOUR - 1), Some(T0 + 20 * HOUR + 1)),
+        range(Some(T0 + 20 * HOUR + 5), Some(T0 + 20 * HOUR + 50)),
         Filters {
             event_type: Some(EventType::ToolCall),
             from: Some(T0 + 95 * MINUTE + 17),
