@@ -38,7 +38,7 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio_postgres::types::ToSql;
 use trail_core::merkle::CompactRange;
 use trail_core::record::{idempotency_digest_of_envelope, PreparedEvent};
-use trail_store::rollup::{decode_into, encode, Deltas, HOUR};
+use trail_store::rollup::{encode, merge_encoded, Deltas, HOUR};
 use trail_store::writer::{AppendJob, Committer, JobResult};
 use trail_store::{tree, Accepted, StoreError};
 use uuid::Uuid;
@@ -608,13 +608,13 @@ async fn merge_rollups(tx: &Transaction<'_>, head: &Head) -> Result<(), StoreErr
         Vec::with_capacity(deltas.len()),
         Vec::with_capacity(deltas.len()),
     );
-    let mut merged = Vec::with_capacity(deltas.len());
+    let mut added = Vec::with_capacity(deltas.len());
     for ((hour, event_type, status, name), row) in deltas.into_rows() {
         keys.0.push(hour);
         keys.1.push(event_type);
         keys.2.push(status);
         keys.3.push(name);
-        merged.push(row);
+        added.push(row);
     }
     switch_tenant(tx, head.tenant).await?;
     // The hour bounds keep the lookup on the key's (tenant, hour) prefix
@@ -645,10 +645,12 @@ async fn merge_rollups(tx: &Transaction<'_>, head: &Head) -> Result<(), StoreErr
         )
         .await
         .map_err(db)?;
+    let mut counts: Vec<i64> = added.iter().map(|(n, _)| *n as i64).collect();
+    let mut durations: Vec<Option<Vec<u8>>> = vec![None; added.len()];
     if !stored.is_empty() {
         let mut position: HashMap<(i64, i16, i16, &str), usize> =
-            HashMap::with_capacity(merged.len());
-        for i in 0..merged.len() {
+            HashMap::with_capacity(added.len());
+        for i in 0..added.len() {
             position.insert((keys.0[i], keys.1[i], keys.2[i], keys.3[i]), i);
         }
         for row in &stored {
@@ -659,13 +661,15 @@ async fn merge_rollups(tx: &Transaction<'_>, head: &Head) -> Result<(), StoreErr
                     "a rollup row read back does not match its key".into(),
                 ));
             };
-            let (n, histogram) = &mut merged[i];
-            *n += row.get::<_, i64>(4).max(0) as u64;
-            decode_into(row.get::<_, &[u8]>(5), histogram)?;
+            counts[i] += row.get::<_, i64>(4).max(0);
+            durations[i] = Some(merge_encoded(row.get::<_, &[u8]>(5), &added[i].1)?);
         }
     }
-    let counts: Vec<i64> = merged.iter().map(|(n, _)| *n as i64).collect();
-    let durations: Vec<Vec<u8>> = merged.iter().map(|(_, h)| encode(h)).collect();
+    let durations: Vec<Vec<u8>> = durations
+        .into_iter()
+        .zip(&added)
+        .map(|(merged, (_, histogram))| merged.unwrap_or_else(|| encode(histogram)))
+        .collect();
     let write = tx
         .prepare_cached(
             "INSERT INTO rollups (tenant_id, hour, type, status, name, n, durations) \

@@ -12,7 +12,7 @@
 //! answer are shared with the other backends (`trail_store::rollup`).
 
 use rusqlite::{params, Connection, OptionalExtension};
-use trail_store::rollup::{decode_into, encode, Deltas};
+use trail_store::rollup::{encode, merge_encoded, Deltas};
 use trail_store::{Stats, StoreError};
 
 pub use trail_store::rollup::HOUR;
@@ -46,27 +46,23 @@ impl Pending {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(StoreError::backend)?;
-        for ((tenant, hour, event_type, status, name), (n, mut histogram)) in self.rows.into_rows()
-        {
+        for ((tenant, hour, event_type, status, name), (n, histogram)) in self.rows.into_rows() {
             let mut n = n as i64;
             let key = params![tenant, hour, event_type, status, name];
             let existing: Option<(i64, Vec<u8>)> = read
                 .query_row(key, |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()
                 .map_err(StoreError::backend)?;
-            if let Some((stored, bytes)) = existing {
-                n += stored;
-                decode_into(&bytes, &mut histogram)?;
-            }
+            let durations = match existing {
+                Some((stored, bytes)) => {
+                    n += stored;
+                    merge_encoded(&bytes, &histogram)?
+                }
+                None => encode(&histogram),
+            };
             write
                 .execute(params![
-                    tenant,
-                    hour,
-                    event_type,
-                    status,
-                    name,
-                    n,
-                    encode(&histogram)
+                    tenant, hour, event_type, status, name, n, durations
                 ])
                 .map_err(StoreError::backend)?;
         }

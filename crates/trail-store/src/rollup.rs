@@ -66,16 +66,54 @@ fn push_varint(out: &mut Vec<u8>, mut value: u64) {
     }
 }
 
+/// Writes a histogram's entries, buckets ascending.
+struct Encoder {
+    out: Vec<u8>,
+    previous: u32,
+}
+
+impl Encoder {
+    fn with_capacity(bytes: usize) -> Encoder {
+        Encoder {
+            out: Vec::with_capacity(bytes),
+            previous: 0,
+        }
+    }
+
+    fn push(&mut self, bucket: u32, count: u64) {
+        push_varint(&mut self.out, u64::from(bucket - self.previous));
+        push_varint(&mut self.out, count);
+        self.previous = bucket;
+    }
+}
+
 /// The stored form of a histogram.
 pub fn encode(histogram: &Histogram) -> Vec<u8> {
-    let mut out = Vec::with_capacity(histogram.len() * 3);
-    let mut previous = 0u32;
+    let mut encoder = Encoder::with_capacity(histogram.len() * 3);
     for (&bucket, &count) in histogram {
-        push_varint(&mut out, u64::from(bucket - previous));
-        push_varint(&mut out, count);
-        previous = bucket;
+        encoder.push(bucket, count);
     }
-    out
+    encoder.out
+}
+
+/// The stored form of a stored histogram plus `histogram`, in one pass
+/// over both (what a commit does to each rollup row it touches).
+pub fn merge_encoded(stored: &[u8], histogram: &Histogram) -> Result<Vec<u8>, StoreError> {
+    let mut encoder = Encoder::with_capacity(stored.len() + histogram.len() * 3);
+    let mut added = histogram.iter().peekable();
+    decode_each(stored, |bucket, mut count| {
+        while let Some((&b, &c)) = added.next_if(|(b, _)| **b < bucket) {
+            encoder.push(b, c);
+        }
+        if let Some((_, &c)) = added.next_if(|(b, _)| **b == bucket) {
+            count += c;
+        }
+        encoder.push(bucket, count);
+    })?;
+    for (&bucket, &count) in added {
+        encoder.push(bucket, count);
+    }
+    Ok(encoder.out)
 }
 
 /// Calls `each(bucket, count)` for every entry of a stored histogram.
@@ -409,6 +447,27 @@ mod tests {
         push_varint(&mut beyond, BUCKETS as u64);
         push_varint(&mut beyond, 1);
         assert!(decode_into(&beyond, &mut back).is_err());
+    }
+
+    #[test]
+    fn merging_into_a_stored_histogram_adds_counts() {
+        let stored: Histogram = [(3, 1), (10, 2), (1100, 5)].into_iter().collect();
+        for added in [
+            Histogram::new(),
+            [(0, 1)].into_iter().collect(),
+            [(3, 4), (4, 1), (1100, 1), (4000, 2)].into_iter().collect(),
+            [(5000, 1)].into_iter().collect(),
+        ] {
+            let mut want = stored.clone();
+            for (&bucket, &count) in &added {
+                *want.entry(bucket).or_default() += count;
+            }
+            let merged = merge_encoded(&encode(&stored), &added).expect("merge");
+            assert_eq!(merged, encode(&want));
+            let from_empty = merge_encoded(&[], &added).expect("merge");
+            assert_eq!(from_empty, encode(&added));
+        }
+        assert!(merge_encoded(&[0x80], &Histogram::new()).is_err());
     }
 
     #[test]
