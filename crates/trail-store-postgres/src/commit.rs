@@ -18,8 +18,15 @@
 //! batch's ids up, and relies on the unique (tenant, id) index. When that
 //! index refuses a row, the pass is rolled back to a savepoint, the ids the
 //! log already holds are read (one `id = ANY(...)` query per tenant) and the
-//! batch is settled again knowing them. Finally the heads move and one
-//! synchronous `COMMIT` makes the batch durable before any job is answered.
+//! batch is settled again knowing them.
+//!
+//! Each head also gathers the hourly rollup deltas of the events its jobs
+//! added (not resends, not the jobs undone for a conflict). Once every row is
+//! in, they are merged into `rollups`: the touched rows are read `FOR
+//! UPDATE`, merged here and written back with one upsert per tenant (the
+//! head's lock already serialises this across servers). Finally the heads
+//! move and one synchronous `COMMIT` makes the batch durable before any job
+//! is answered.
 //!
 //! The writer thread is a plain thread; the committer drives its own
 //! single-threaded tokio runtime and connection.
@@ -31,6 +38,7 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio_postgres::types::ToSql;
 use trail_core::merkle::CompactRange;
 use trail_core::record::{idempotency_digest_of_envelope, PreparedEvent};
+use trail_store::rollup::{encode, merge_encoded, Deltas, HOUR};
 use trail_store::writer::{AppendJob, Committer, JobResult};
 use trail_store::{tree, Accepted, StoreError};
 use uuid::Uuid;
@@ -121,17 +129,23 @@ impl Committer for PgCommitter {
             }
         };
         let written_at = started.elapsed();
-        runtime.block_on(async {
+        let rolled_at = runtime.block_on(async {
+            for &tenant in &tenants {
+                merge_rollups(&tx, &heads[&tenant]).await?;
+            }
+            let rolled_at = started.elapsed();
             for &tenant in &tenants {
                 move_head(&tx, &heads[&tenant]).await?;
             }
-            tx.commit().await.map_err(db)
+            tx.commit().await.map_err(db)?;
+            Ok::<_, StoreError>(rolled_at)
         })?;
         tracing::debug!(
             jobs = jobs.len(),
             events = jobs.iter().map(|j| j.events.len()).sum::<usize>(),
             locked = ?locked_at,
             written = ?written_at,
+            rolled = ?rolled_at,
             committed = ?started.elapsed(),
             "postgres batch"
         );
@@ -272,7 +286,12 @@ struct Mark {
     records: usize,
     content: usize,
     nodes: usize,
+    rollups: usize,
 }
+
+/// What one added event contributes to the rollups: (hour, type, status,
+/// name, duration in ms).
+type RollupEntry = (i64, i16, i16, String, Option<u64>);
 
 /// A tenant's log inside the current transaction.
 #[derive(Clone)]
@@ -282,6 +301,8 @@ struct Head {
     received_at: i64,
     range: CompactRange,
     known: HashMap<Uuid, Known>,
+    /// The rollup entries of the events added so far in this pass.
+    rollups: Vec<RollupEntry>,
 }
 
 impl Head {
@@ -292,6 +313,7 @@ impl Head {
             records: rows.seq.len(),
             content: rows.content_seq.len(),
             nodes: rows.node_idx.len(),
+            rollups: self.rollups.len(),
         }
     }
 
@@ -301,6 +323,7 @@ impl Head {
         }
         self.next_seq = mark.next_seq;
         self.range = mark.range;
+        self.rollups.truncate(mark.rollups);
         let r = rows;
         let n = mark.records;
         r.seq.truncate(n);
@@ -334,12 +357,24 @@ impl Head {
         let sealed = event.seal(tenant, seq, self.received_at);
         let index = &event.index;
         let r = rows;
+        let ts = index.started_at.unwrap_or(self.received_at);
+        let (event_type, status) = (
+            i16::from(index.event_type.code()),
+            i16::from(index.status.code()),
+        );
+        self.rollups.push((
+            ts.div_euclid(HOUR),
+            event_type,
+            status,
+            index.name.clone(),
+            index.duration_ms,
+        ));
         r.seq.push(seq as i64);
         r.id.push(event.id);
         r.received_at.push(self.received_at);
-        r.ts.push(index.started_at.unwrap_or(self.received_at));
-        r.event_type.push(i16::from(index.event_type.code()));
-        r.status.push(i16::from(index.status.code()));
+        r.ts.push(ts);
+        r.event_type.push(event_type);
+        r.status.push(status);
         r.name.push(index.name.clone());
         r.user_id.push(index.user_id.clone());
         r.model.push(index.model.clone());
@@ -424,6 +459,7 @@ async fn lock_head(
         received_at,
         range,
         known: HashMap::new(),
+        rollups: Vec::new(),
     })
 }
 
@@ -548,6 +584,117 @@ async fn insert(tx: &Transaction<'_>, tenant: i64, r: &Rows) -> Result<(), Refus
             .await
             .map_err(refused)?;
     }
+    Ok(())
+}
+
+/// Merges the rollup entries of a tenant's head into `rollups`: the touched
+/// rows are read and locked, merged here, and written back in one upsert.
+/// The head's row lock is held, so no other server merges this tenant's
+/// rollups meanwhile.
+async fn merge_rollups(tx: &Transaction<'_>, head: &Head) -> Result<(), StoreError> {
+    if head.rollups.is_empty() {
+        return Ok(());
+    }
+    let mut deltas: Deltas<(i64, i16, i16, &str)> = Deltas::default();
+    let (mut first_hour, mut last_hour) = (i64::MAX, i64::MIN);
+    for (hour, event_type, status, name, duration) in &head.rollups {
+        deltas.add((*hour, *event_type, *status, name.as_str()), *duration);
+        first_hour = first_hour.min(*hour);
+        last_hour = last_hour.max(*hour);
+    }
+    let mut keys = (
+        Vec::with_capacity(deltas.len()),
+        Vec::with_capacity(deltas.len()),
+        Vec::with_capacity(deltas.len()),
+        Vec::with_capacity(deltas.len()),
+    );
+    let mut added = Vec::with_capacity(deltas.len());
+    for ((hour, event_type, status, name), row) in deltas.into_rows() {
+        keys.0.push(hour);
+        keys.1.push(event_type);
+        keys.2.push(status);
+        keys.3.push(name);
+        added.push(row);
+    }
+    switch_tenant(tx, head.tenant).await?;
+    // The hour bounds keep the lookup on the key's (tenant, hour) prefix
+    // whatever join the planner picks.
+    let read = tx
+        .prepare_cached(
+            "SELECT r.hour, r.type, r.status, r.name, r.n, r.durations \
+             FROM unnest($2::bigint[], $3::smallint[], $4::smallint[], $5::text[]) \
+             AS u(hour, type, status, name) \
+             JOIN rollups r ON r.tenant_id = $1 AND r.hour >= $6 AND r.hour <= $7 \
+             AND r.hour = u.hour AND r.type = u.type AND r.status = u.status AND r.name = u.name \
+             FOR UPDATE OF r",
+        )
+        .await
+        .map_err(db)?;
+    let stored = tx
+        .query(
+            &read,
+            &[
+                &head.tenant,
+                &keys.0,
+                &keys.1,
+                &keys.2,
+                &keys.3,
+                &first_hour,
+                &last_hour,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    let mut counts: Vec<i64> = added.iter().map(|(n, _)| *n as i64).collect();
+    let mut durations: Vec<Option<Vec<u8>>> = vec![None; added.len()];
+    if !stored.is_empty() {
+        let mut position: HashMap<(i64, i16, i16, &str), usize> =
+            HashMap::with_capacity(added.len());
+        for i in 0..added.len() {
+            position.insert((keys.0[i], keys.1[i], keys.2[i], keys.3[i]), i);
+        }
+        for row in &stored {
+            let name: &str = row.get(3);
+            let key = (row.get::<_, i64>(0), row.get(1), row.get(2), name);
+            let Some(&i) = position.get(&key) else {
+                return Err(StoreError::Backend(
+                    "a rollup row read back does not match its key".into(),
+                ));
+            };
+            counts[i] += row.get::<_, i64>(4).max(0);
+            durations[i] = Some(merge_encoded(row.get::<_, &[u8]>(5), &added[i].1)?);
+        }
+    }
+    let durations: Vec<Vec<u8>> = durations
+        .into_iter()
+        .zip(&added)
+        .map(|(merged, (_, histogram))| merged.unwrap_or_else(|| encode(histogram)))
+        .collect();
+    let write = tx
+        .prepare_cached(
+            "INSERT INTO rollups (tenant_id, hour, type, status, name, n, durations) \
+             SELECT $1, u.hour, u.type, u.status, u.name, u.n, u.durations \
+             FROM unnest($2::bigint[], $3::smallint[], $4::smallint[], $5::text[], $6::bigint[], \
+             $7::bytea[]) AS u(hour, type, status, name, n, durations) \
+             ON CONFLICT (tenant_id, hour, type, status, name) \
+             DO UPDATE SET n = EXCLUDED.n, durations = EXCLUDED.durations",
+        )
+        .await
+        .map_err(db)?;
+    tx.execute(
+        &write,
+        &[
+            &head.tenant,
+            &keys.0,
+            &keys.1,
+            &keys.2,
+            &keys.3,
+            &counts,
+            &durations,
+        ],
+    )
+    .await
+    .map_err(db)?;
     Ok(())
 }
 

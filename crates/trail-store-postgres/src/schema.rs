@@ -16,6 +16,8 @@
 //! - Triggers refuse UPDATE, DELETE and TRUNCATE of those tables for anyone
 //!   (a second wall against a superuser's slip; a superuser who disables
 //!   them is caught by `trail verify`).
+//! - `rollups` (hourly counts and duration histograms behind stats) is
+//!   derived data: the role may UPDATE it, under the same row-level security.
 //! - The few lookups that must cross tenants (an API key by its id, whether
 //!   any key exists) are SECURITY DEFINER functions that return only that.
 
@@ -80,7 +82,7 @@ CREATE TABLE records (
 -- every server folds into the index (trail_clean_dims below), off the
 -- writer's path; the limit is only a backstop.
 CREATE INDEX records_dims ON records USING gin (dims) WITH (gin_pending_list_limit = 65536);
-CREATE INDEX records_ts ON records USING brin (tenant_id, ts);
+CREATE INDEX records_ts ON records USING brin (tenant_id, ts) WITH (autosummarize = on);
 -- Few (type, status) pairs: each insert lands at the right edge of one of
 -- a handful of ranges, which keeps this index cheap to maintain.
 CREATE INDEX records_type_status ON records (tenant_id, type, status, seq);
@@ -201,6 +203,26 @@ REVOKE ALL ON FUNCTION trail_key(text), trail_has_no_keys(), trail_clean_dims(),
     trail_match(text[], bigint, bigint, integer, boolean, smallint, smallint, text, text, text, smallint, boolean, bigint, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION trail_key(text), trail_has_no_keys(), trail_clean_dims(),
     trail_match(text[], bigint, bigint, integer, boolean, smallint, smallint, text, text, text, smallint, boolean, bigint, bigint) TO trail_app;
+
+-- Hourly rollups (derived data, merged by every commit, so not append-only):
+-- per (tenant, hour, type, status, name) the record count and a duration
+-- histogram in the encoding of trail_store::rollup. hour = ts / 1 h (floor).
+CREATE TABLE rollups (
+    tenant_id bigint NOT NULL,
+    hour      bigint NOT NULL,
+    type      smallint NOT NULL,
+    status    smallint NOT NULL,
+    name      text NOT NULL,
+    n         bigint NOT NULL CHECK (n > 0),
+    durations bytea NOT NULL,
+    PRIMARY KEY (tenant_id, hour, type, status, name)
+);
+ALTER TABLE rollups ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_rows ON rollups USING
+    (tenant_id = (SELECT NULLIF(current_setting('trail.tenant', true), '')::bigint)) WITH CHECK
+    (tenant_id = (SELECT NULLIF(current_setting('trail.tenant', true), '')::bigint));
+REVOKE ALL ON rollups FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON rollups TO trail_app;
 "#];
 
 /// The schema version this build writes.

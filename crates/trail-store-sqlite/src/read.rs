@@ -11,6 +11,7 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use trail_core::event::{EventType, Status};
+use trail_store::rollup::{rollups_can_answer, split_hours};
 use trail_store::{
     EventQuery, Filters, Order, Page, ReadScope, Stats, StatsQuery, StoreError, StoredRecord,
 };
@@ -18,7 +19,7 @@ use uuid::Uuid;
 
 use crate::dims::DimKind;
 use crate::postings::{self, PostingList};
-use crate::rollup::{Tally, HOUR};
+use crate::rollup::{self, Tally, HOUR};
 use crate::schema::{rid, rid_range};
 
 /// The resolved plan of a filter set.
@@ -543,7 +544,7 @@ pub fn stats(
         if !stats_from_rollups(conn, tenant, &query.filters, &mut tally)? {
             return Ok(Stats::default());
         }
-        return tally.finish(conn, width, query.top);
+        return rollup::finish(tally, conn, width, query.top);
     }
     let Some(plan) = plan(conn, scope, &query.filters)? else {
         return Ok(Stats::default());
@@ -560,21 +561,7 @@ pub fn stats(
             .map_err(StoreError::backend)?;
         tally.add_record(ts, event_type, status, name, duration);
     }
-    tally.finish(conn, width, query.top)
-}
-
-/// Whether only filters the rollups are keyed by are set.
-fn rollups_can_answer(filters: &Filters) -> bool {
-    let rollup_only = Filters {
-        event_type: filters.event_type,
-        status: filters.status,
-        name: filters.name.clone(),
-        name_contains: filters.name_contains.clone(),
-        from: filters.from,
-        to: filters.to,
-        ..Filters::default()
-    };
-    &rollup_only == filters
+    rollup::finish(tally, conn, width, query.top)
 }
 
 /// Feeds the tally from rollups for whole hours and from records for the
@@ -612,13 +599,8 @@ fn stats_from_rollups(
             && status_code.is_none_or(|s| s == status)
             && names.as_ref().is_none_or(|names| names.contains(&name))
     };
-    // Whole hours: [first_hour, end_hour).
-    let first_hour = filters
-        .from
-        .map_or(i64::MIN, |from| -((-from).div_euclid(HOUR)));
-    let end_hour = filters.to.map_or(i64::MAX, |to| to.div_euclid(HOUR));
-    let mut edges: Vec<(i64, i64)> = Vec::new();
-    if first_hour < end_hour {
+    let split = split_hours(filters.from, filters.to);
+    if let Some((first_hour, end_hour)) = split.whole {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT hour, type, status, name_dim, n, durations FROM rollups \
@@ -648,14 +630,6 @@ fn stats_from_rollups(
                 )?;
             }
         }
-        if let Some(from) = filters.from.filter(|from| *from < first_hour * HOUR) {
-            edges.push((from, first_hour * HOUR));
-        }
-        if let Some(to) = filters.to.filter(|to| end_hour * HOUR < *to) {
-            edges.push((end_hour * HOUR, to));
-        }
-    } else if let (Some(from), Some(to)) = (filters.from, filters.to) {
-        edges.push((from, to));
     }
     // An edge spans at most two hours: scan each hour's seq span, checking
     // time (within the hour, so no record is counted twice).
@@ -663,7 +637,7 @@ fn stats_from_rollups(
         "SELECT {STATS_COLUMNS} FROM records r \
          WHERE r.rid BETWEEN ?1 AND ?2 AND r.ts >= ?3 AND r.ts < ?4"
     );
-    for (low, high) in edges {
+    for (low, high) in split.edges {
         for (hour, _, first, last) in time_spans(conn, tenant, Some(low), Some(high))? {
             let range = (low.max(hour * HOUR), high.min((hour + 1) * HOUR));
             for (ts, event_type, status, name, duration) in

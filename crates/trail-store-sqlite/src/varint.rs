@@ -1,5 +1,5 @@
-//! LEB128 varints, the compact integer encoding of posting blocks and rollup
-//! histograms.
+//! LEB128 varints, the compact integer encoding of posting blocks (rollup
+//! histograms use the same encoding, in `trail_store::rollup`).
 
 use trail_store::StoreError;
 

@@ -13,6 +13,7 @@ pub mod conformance;
 pub mod dims;
 mod error;
 mod model;
+pub mod rollup;
 pub mod tree;
 pub mod writer;
 
