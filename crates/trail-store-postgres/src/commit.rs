@@ -79,9 +79,12 @@ impl Committer for PgCommitter {
         let mut client = runtime.block_on(connection(&self.pool))?;
         let tx = runtime.block_on(async {
             let tx = client.transaction().await.map_err(db)?;
-            tx.batch_execute(&format!("SET LOCAL ROLE {APP_ROLE}"))
-                .await
-                .map_err(db)?;
+            tx.batch_execute(&format!(
+                "SET LOCAL ROLE {APP_ROLE}; SET LOCAL jit = off; \
+                 SET LOCAL max_parallel_workers_per_gather = 0"
+            ))
+            .await
+            .map_err(db)?;
             Ok::<_, StoreError>(tx)
         })?;
         let mut tenants: Vec<i64> = jobs.iter().map(|job| job.tenant.id).collect();

@@ -129,11 +129,11 @@ pub(crate) async fn connection(pool: &Pool) -> Result<Object, StoreError> {
 /// role, scoped to one tenant (or to none, which sees no tenant rows).
 pub(crate) fn scope_sql(tenant: Option<i64>) -> String {
     let tenant = tenant.map(|id| id.to_string()).unwrap_or_default();
-    // Parallel workers cost more to start (tens of ms here) than the short
-    // queries trail runs would gain from them.
+    // Parallel workers and JIT compilation cost more to start (tens to
+    // hundreds of ms here) than the short queries trail runs gain from them.
     format!(
         "SET LOCAL ROLE {APP_ROLE}; SET LOCAL max_parallel_workers_per_gather = 0; \
-         SELECT set_config('trail.tenant', '{tenant}', true)"
+         SET LOCAL jit = off; SELECT set_config('trail.tenant', '{tenant}', true)"
     )
 }
 

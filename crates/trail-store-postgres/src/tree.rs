@@ -81,31 +81,55 @@ async fn fetch(
         lows.push(clamp(first));
         highs.push(clamp(first.saturating_add(count)));
     }
+    // Subtree hashes: one range per wanted node, joined in one query.
     let stmt = tx
         .prepare_cached(
             "SELECT w.level, n.idx, n.hash FROM unnest($2::smallint[], $3::bigint[], $4::bigint[]) AS w(level, lo, hi) \
-             JOIN tree_nodes n ON n.tenant_id = $1 AND n.level = w.level AND n.idx >= w.lo AND n.idx < w.hi \
-             WHERE w.level > 0 \
-             UNION ALL \
-             SELECT 0::smallint, r.seq, r.leaf_hash FROM unnest($2::smallint[], $3::bigint[], $4::bigint[]) AS w(level, lo, hi) \
-             JOIN records r ON r.tenant_id = $1 AND r.seq >= w.lo AND r.seq < w.hi \
-             WHERE w.level = 0",
+             JOIN tree_nodes n ON n.tenant_id = $1 AND n.level = w.level AND n.idx >= w.lo AND n.idx < w.hi",
         )
         .await
         .map_err(db)?;
-    let rows = tx
-        .query(&stmt, &[&tenant, &levels, &lows, &highs])
-        .await
-        .map_err(db)?;
-    let mut stored: HashMap<(u8, u64), Hash> = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let level: i16 = row.get(0);
-        let index: i64 = row.get(1);
-        let bytes: Vec<u8> = row.get(2);
-        stored.insert(
-            (level as u8, index as u64),
-            bytes.try_into().unwrap_or([0; 32]),
-        );
+    let mut stored: HashMap<(u8, u64), Hash> = HashMap::new();
+    let (mut node_levels, mut node_lows, mut node_highs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut leaves: Vec<i64> = Vec::new();
+    for ((level, low), high) in levels.iter().zip(&lows).zip(&highs) {
+        if *level == 0 {
+            leaves.extend(*low..*high);
+        } else {
+            node_levels.push(*level);
+            node_lows.push(*low);
+            node_highs.push(*high);
+        }
+    }
+    if !node_levels.is_empty() {
+        let rows = tx
+            .query(&stmt, &[&tenant, &node_levels, &node_lows, &node_highs])
+            .await
+            .map_err(db)?;
+        for row in &rows {
+            let level: i16 = row.get(0);
+            let index: i64 = row.get(1);
+            let bytes: Vec<u8> = row.get(2);
+            stored.insert(
+                (level as u8, index as u64),
+                bytes.try_into().unwrap_or([0; 32]),
+            );
+        }
+    }
+    // Leaves: by seq, through the primary key (a range join here lets the
+    // planner pick a scan of the whole log).
+    if !leaves.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "SELECT seq, leaf_hash FROM records WHERE tenant_id = $1 AND seq = ANY($2::bigint[])",
+            )
+            .await
+            .map_err(db)?;
+        for row in &tx.query(&stmt, &[&tenant, &leaves]).await.map_err(db)? {
+            let seq: i64 = row.get(0);
+            let bytes: Vec<u8> = row.get(1);
+            stored.insert((0, seq as u64), bytes.try_into().unwrap_or([0; 32]));
+        }
     }
     let mut out = HashMap::with_capacity(wanted.len());
     for &(level, index) in wanted {
