@@ -77,23 +77,50 @@ impl Committer for PgCommitter {
         let now = now_micros();
         let runtime = &self.runtime;
         let mut client = runtime.block_on(connection(&self.pool))?;
-        let tx = runtime.block_on(async {
-            let tx = client.transaction().await.map_err(db)?;
-            tx.batch_execute(&format!(
-                "SET LOCAL ROLE {APP_ROLE}; SET LOCAL jit = off; \
-                 SET LOCAL max_parallel_workers_per_gather = 0"
-            ))
-            .await
-            .map_err(db)?;
-            Ok::<_, StoreError>(tx)
-        })?;
         let mut tenants: Vec<i64> = jobs.iter().map(|job| job.tenant.id).collect();
         tenants.sort_unstable();
         tenants.dedup();
+        let tx = runtime.block_on(async { client.transaction().await.map_err(db) })?;
         let locked = runtime.block_on(async {
+            // One round trip: the role and settings, then each tenant's head
+            // locked in id order, then the savepoint of the optimistic pass.
+            // Tenant ids are integers of our own, so the text is safe.
+            let mut sql = format!(
+                "SET LOCAL ROLE {APP_ROLE}; SET LOCAL jit = off; \
+                 SET LOCAL max_parallel_workers_per_gather = 0;"
+            );
+            for tenant in &tenants {
+                sql.push_str(&format!(
+                    " SELECT set_config('trail.tenant', '{tenant}', true); \
+                     SELECT next_seq, received_at FROM log_heads WHERE tenant_id = {tenant} FOR UPDATE;"
+                ));
+            }
+            let messages = tx.simple_query(&sql).await.map_err(db)?;
+            let mut found: HashMap<i64, (u64, i64)> = HashMap::new();
+            for message in &messages {
+                if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+                    if row.len() == 2 {
+                        let parse = |i: usize| row.get(i).and_then(|v| v.parse::<i64>().ok());
+                        if let (Some(next), Some(received)) = (parse(0), parse(1)) {
+                            // Rows come in tenant order, one per locked head.
+                            let tenant = tenants[found.len()];
+                            found.insert(tenant, (next as u64, received));
+                        }
+                    }
+                }
+            }
             let mut heads = HashMap::with_capacity(tenants.len());
             for &tenant in &tenants {
-                let head = lock_head(&tx, tenant, self.ranges.get(&tenant), now).await?;
+                let cached = self.ranges.get(&tenant);
+                let head = match found.get(&tenant) {
+                    Some(&(next_seq, received_at)) if found.len() == tenants.len() => {
+                        switch_tenant(&tx, tenant).await?;
+                        head_at(&tx, tenant, next_seq, received_at, cached, now).await?
+                    }
+                    // A head row is missing (or the rows cannot be matched
+                    // to tenants): lock one by one, creating what is missing.
+                    _ => lock_head(&tx, tenant, cached, now).await?,
+                };
                 heads.insert(tenant, head);
             }
             tx.batch_execute("SAVEPOINT optimistic").await.map_err(db)?;
@@ -447,10 +474,29 @@ async fn lock_head(
         row = tx.query_opt(&select, &[&tenant]).await.map_err(db)?;
     }
     let row = row.ok_or_else(|| StoreError::Backend(format!("tenant {tenant} has no log head")))?;
-    let next_seq = row.get::<_, i64>(0) as u64;
+    head_at(
+        tx,
+        tenant,
+        row.get::<_, i64>(0) as u64,
+        row.get::<_, i64>(1),
+        cached,
+        now,
+    )
+    .await
+}
+
+/// The head of a locked log at `next_seq`, with its tree edge.
+async fn head_at(
+    tx: &Transaction<'_>,
+    tenant: i64,
+    next_seq: u64,
+    received_at: i64,
+    cached: Option<&CompactRange>,
+    now: i64,
+) -> Result<Head, StoreError> {
     // received_at never goes backwards within a log, whatever the clocks
     // of the servers sharing it do.
-    let received_at = row.get::<_, i64>(1).max(now);
+    let received_at = received_at.max(now);
     let range = match cached {
         Some(range) if range.size() == next_seq => range.clone(),
         // Another server wrote, or first use: rebuild from the stored nodes.
