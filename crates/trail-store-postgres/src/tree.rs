@@ -81,11 +81,15 @@ async fn fetch(
         lows.push(clamp(first));
         highs.push(clamp(first.saturating_add(count)));
     }
-    // Subtree hashes: one range per wanted node, joined in one query.
+    // Subtree hashes: one range per wanted node, in one query. A LATERAL
+    // subquery the planner may not flatten (OFFSET 0) keeps each range an
+    // index scan; a plain join lets it hash the whole table once the ranges
+    // are many (70 ms instead of 0.7 ms at 3M records).
     let stmt = tx
         .prepare_cached(
             "SELECT w.level, n.idx, n.hash FROM unnest($2::smallint[], $3::bigint[], $4::bigint[]) AS w(level, lo, hi) \
-             JOIN tree_nodes n ON n.tenant_id = $1 AND n.level = w.level AND n.idx >= w.lo AND n.idx < w.hi",
+             CROSS JOIN LATERAL (SELECT t.idx, t.hash FROM tree_nodes t WHERE t.tenant_id = $1 \
+             AND t.level = w.level AND t.idx >= w.lo AND t.idx < w.hi OFFSET 0) n",
         )
         .await
         .map_err(db)?;
