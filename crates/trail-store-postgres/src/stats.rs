@@ -9,12 +9,11 @@
 //! exact below 1,024 ms, at most 1/64 low above (`trail_store::rollup`).
 //! Any other filter scans the matching records.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use deadpool_postgres::Transaction;
-use trail_core::event::{EventType, Status};
 use trail_store::rollup::{rollups_can_answer, split_hours, Tally, HOUR};
-use trail_store::{Bucket, Filters, ReadScope, Stats, StatsQuery, StoreError};
+use trail_store::{Filters, ReadScope, Stats, StatsQuery, StoreError};
 
 use crate::db;
 use crate::read::Clause;
@@ -132,71 +131,33 @@ async fn from_rollups(
     tally.finish(query.bucket.micros(), query.top, Ok)
 }
 
-/// Aggregates over the matching records: one grouped scan for buckets,
-/// types and names, one ordered pass over durations for the percentiles
-/// (nearest rank, exact).
+/// Aggregates over the matching records: one grouped scan per (hour, type,
+/// status, name) into the shared tally, one ordered pass over durations for
+/// exact nearest-rank percentiles.
 async fn scan(
     tx: &Transaction<'_>,
     scope: &ReadScope,
     query: &StatsQuery,
 ) -> Result<Stats, StoreError> {
-    let mut clause = Clause::new(scope, &query.filters);
-    let width = query.bucket.micros();
-    clause.params.push(Box::new(width));
-    let w = clause.params.len();
-    clause
-        .params
-        .push(Box::new(i16::from(Status::Error.code())));
-    let e = clause.params.len();
+    let clause = Clause::new(scope, &query.filters);
     let sql = format!(
-        "SELECT r.ts - ((r.ts % ${w}) + ${w}) % ${w} AS bucket, r.type, r.name, count(*), \
-         count(*) FILTER (WHERE r.status = ${e}) \
-         FROM records r WHERE {} GROUP BY 1, 2, 3",
+        "SELECT (r.ts - ((r.ts % {HOUR}) + {HOUR}) % {HOUR}) / {HOUR} AS hour, r.type, r.status, \
+         r.name, count(*) FROM records r WHERE {} GROUP BY 1, 2, 3, 4",
         clause.sql
     );
     let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
-    let rows = tx.query(&stmt, &clause.refs()).await.map_err(db)?;
-    let mut buckets: HashMap<i64, (u64, u64)> = HashMap::new();
-    let mut by_type: HashMap<i16, u64> = HashMap::new();
-    let mut by_name: HashMap<String, u64> = HashMap::new();
-    let (mut total, mut errors) = (0u64, 0u64);
-    for row in &rows {
-        let start: i64 = row.get(0);
-        let event_type: i16 = row.get(1);
-        let name: String = row.get(2);
-        let n = row.get::<_, i64>(3) as u64;
-        let err = row.get::<_, i64>(4) as u64;
-        let bucket = buckets.entry(start).or_default();
-        bucket.0 += n;
-        bucket.1 += err;
-        *by_type.entry(event_type).or_default() += n;
-        *by_name.entry(name).or_default() += n;
-        total += n;
-        errors += err;
+    let mut tally: Tally<String> = Tally::default();
+    for row in &tx.query(&stmt, &clause.refs()).await.map_err(db)? {
+        tally.add_records(
+            row.get(0),
+            row.get::<_, i16>(1) as u8,
+            row.get::<_, i16>(2) as u8,
+            row.get(3),
+            None,
+            row.get::<_, i64>(4) as u64,
+        );
     }
-    let mut buckets: Vec<Bucket> = buckets
-        .into_iter()
-        .map(|(start, (count, errors))| Bucket {
-            start,
-            count,
-            errors,
-        })
-        .collect();
-    buckets.sort_by_key(|bucket| bucket.start);
-    let mut by_type: Vec<(EventType, u64)> = by_type
-        .into_iter()
-        .filter_map(|(code, n)| {
-            u8::try_from(code)
-                .ok()
-                .and_then(EventType::from_code)
-                .map(|t| (t, n))
-        })
-        .collect();
-    by_type.sort_by_key(|(t, _)| t.as_str());
-    let mut top_names: Vec<(String, u64)> = by_name.into_iter().collect();
-    top_names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    top_names.truncate(query.top.max(1) as usize);
-
+    let mut stats = tally.finish(query.bucket.micros(), query.top, Ok)?;
     let clause = Clause::new(scope, &query.filters);
     let sql = format!(
         "SELECT rn, n, d FROM (SELECT r.duration_ms AS d, \
@@ -207,8 +168,7 @@ async fn scan(
     );
     let stmt = tx.prepare_cached(&sql).await.map_err(db)?;
     let rows = tx.query(&stmt, &clause.refs()).await.map_err(db)?;
-    let mut p50 = None;
-    let mut p95 = None;
+    let (mut p50, mut p95) = (None, None);
     for row in &rows {
         let rank: i64 = row.get(0);
         let n: i64 = row.get(1);
@@ -221,13 +181,8 @@ async fn scan(
             p95 = Some(duration);
         }
     }
-    Ok(Stats {
-        buckets,
-        by_type,
-        top_names,
-        total,
-        errors,
-        p50_duration_ms: p50,
-        p95_duration_ms: p95,
-    })
+    // The scan has every duration: exact percentiles, not the histogram's.
+    stats.p50_duration_ms = p50;
+    stats.p95_duration_ms = p95;
+    Ok(stats)
 }

@@ -5,50 +5,15 @@
 //! row-level security by tenant, triggers, refused newer schemas, several
 //! stores on one database.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
+
 use std::sync::Arc;
 
-use tokio_postgres::NoTls;
 use trail_store::Store;
 use trail_store_postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// The superuser URL of the test cluster. Never skips: without a cluster
-/// the postgres tests fail, so CI cannot pass them by accident.
-fn admin_url() -> String {
-    std::env::var("TRAIL_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!("TRAIL_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a PostgreSQL cluster")
-    })
-}
-
-async fn client(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
-    tokio::spawn(connection);
-    client
-}
-
-/// Creates an empty database and returns its URL.
-async fn fresh_database() -> String {
-    let admin = admin_url();
-    let name = format!(
-        "trail_store_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    client(&admin)
-        .await
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let (base, _) = admin.rsplit_once('/').expect("URL with a database name");
-    format!("{base}/{name}")
-}
-
 async fn fresh() -> Arc<dyn Store> {
-    let url = fresh_database().await;
+    let url = common::fresh_database("trail_store").await;
     Arc::new(
         PostgresStore::connect(&url, PostgresOptions::default())
             .await
@@ -68,12 +33,12 @@ fn ingest_event(name: &str) -> trail_core::record::PreparedEvent {
 /// A database written by a newer trail is refused with a clear message.
 #[tokio::test]
 async fn newer_schema_is_refused() {
-    let url = fresh_database().await;
+    let url = common::fresh_database("trail_store").await;
     let store = PostgresStore::connect(&url, PostgresOptions::default())
         .await
         .expect("connect");
     store.shutdown().await;
-    client(&url)
+    common::client(&url)
         .await
         .execute(
             "UPDATE trail_schema SET version = $1",
@@ -91,7 +56,7 @@ async fn newer_schema_is_refused() {
 /// Without `migrate`, an empty database is refused and left empty.
 #[tokio::test]
 async fn without_migrate_an_empty_database_is_refused_and_left_empty() {
-    let url = fresh_database().await;
+    let url = common::fresh_database("trail_store").await;
     let options = PostgresOptions {
         migrate: false,
         ..PostgresOptions::default()
@@ -101,7 +66,7 @@ async fn without_migrate_an_empty_database_is_refused_and_left_empty() {
         .err()
         .expect("must refuse");
     assert!(error.to_string().contains("no trail schema"), "{error}");
-    let tables: i64 = client(&url)
+    let tables: i64 = common::client(&url)
         .await
         .query_one(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
@@ -118,7 +83,7 @@ async fn without_migrate_an_empty_database_is_refused_and_left_empty() {
 /// rows; a superuser is stopped by the triggers.
 #[tokio::test]
 async fn the_database_enforces_append_only_and_tenant_isolation() {
-    let url = fresh_database().await;
+    let url = common::fresh_database("trail_store").await;
     let store = PostgresStore::connect(&url, PostgresOptions::default())
         .await
         .expect("connect");
@@ -147,7 +112,7 @@ async fn the_database_enforces_append_only_and_tenant_isolation() {
         .expect("checkpoint");
     store.shutdown().await;
 
-    let db = client(&url).await;
+    let db = common::client(&url).await;
     for table in ["records", "content", "tree_nodes", "checkpoints"] {
         for sql in [
             format!("UPDATE {table} SET tenant_id = tenant_id"),
@@ -220,7 +185,7 @@ async fn the_database_enforces_append_only_and_tenant_isolation() {
 /// log, every event once, a root every store agrees on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_stores_share_one_gap_free_log() {
-    let url = fresh_database().await;
+    let url = common::fresh_database("trail_store").await;
     let stores: Vec<Arc<PostgresStore>> = futures_join((0..3).map(|_| {
         let url = url.clone();
         tokio::spawn(async move {
@@ -295,7 +260,7 @@ async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T
 /// cursor still sees every match once, newest first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dims_pages_fill_up_across_rounds() {
-    let url = fresh_database().await;
+    let url = common::fresh_database("trail_store").await;
     let store = PostgresStore::connect(&url, PostgresOptions::default())
         .await
         .expect("connect");

@@ -4,56 +4,24 @@
 //! added (not resends, not the jobs refused for a conflict), across batches
 //! and tenants. Runs on the cluster of `TRAIL_TEST_DATABASE_URL`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
+
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tokio_postgres::NoTls;
 use trail_core::event::{EventType, Status};
 use trail_core::policy::ContentPolicy;
 use trail_core::record::PreparedEvent;
 use trail_store::{BucketWidth, Filters, ReadScope, Stats, StatsQuery, Store, StoreError, Tenant};
 use trail_store_postgres::{PostgresOptions, PostgresStore};
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
 const HOUR: i64 = 3_600_000_000;
 const MINUTE: i64 = 60_000_000;
 /// 2023-11-14T22:00:00Z, on an hour.
 const T0: i64 = 1_700_000_000_000_000 - 1_700_000_000_000_000 % HOUR;
 
-fn admin_url() -> String {
-    std::env::var("TRAIL_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!("TRAIL_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a PostgreSQL cluster")
-    })
-}
-
-async fn client(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
-    tokio::spawn(connection);
-    client
-}
-
-async fn fresh_database() -> String {
-    let admin = admin_url();
-    let name = format!(
-        "trail_rollups_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    client(&admin)
-        .await
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let (base, _) = admin.rsplit_once('/').expect("URL with a database name");
-    format!("{base}/{name}")
-}
-
 async fn fresh() -> (String, Arc<PostgresStore>) {
-    let url = fresh_database().await;
+    let url = common::fresh_database("trail_rollups").await;
     let store = PostgresStore::connect(&url, PostgresOptions::default())
         .await
         .expect("connect");
@@ -264,7 +232,7 @@ async fn rollup_stats_equal_the_record_scan() {
 
     // The rollups hold one row per (hour, type, status, name), not one per
     // record, and their counts add up to the log.
-    let db = client(&url).await;
+    let db = common::client(&url).await;
     db.batch_execute(&format!(
         "BEGIN; SET LOCAL ROLE trail_app; SELECT set_config('trail.tenant', '{}', true)",
         a.id

@@ -15,7 +15,6 @@ mod read;
 mod rollup;
 mod schema;
 mod tree;
-mod varint;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -21,7 +21,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use trail_store::StoreError;
 
-use crate::varint;
+use trail_store::varint;
 
 /// Encodes increasing seqs as deltas from `seqs[0]` (which is stored in its
 /// own column and not repeated here).

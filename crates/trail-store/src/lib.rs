@@ -15,6 +15,7 @@ mod error;
 mod model;
 pub mod rollup;
 pub mod tree;
+pub mod varint;
 pub mod writer;
 
 pub use error::StoreError;

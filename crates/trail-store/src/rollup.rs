@@ -54,18 +54,6 @@ pub fn bucket_floor(bucket: u32) -> u64 {
 /// A duration histogram: bucket -> count.
 pub type Histogram = BTreeMap<u32, u64>;
 
-fn push_varint(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 /// Writes a histogram's entries, buckets ascending.
 struct Encoder {
     out: Vec<u8>,
@@ -81,8 +69,8 @@ impl Encoder {
     }
 
     fn push(&mut self, bucket: u32, count: u64) {
-        push_varint(&mut self.out, u64::from(bucket - self.previous));
-        push_varint(&mut self.out, count);
+        crate::varint::push(&mut self.out, u64::from(bucket - self.previous));
+        crate::varint::push(&mut self.out, count);
         self.previous = bucket;
     }
 }
@@ -119,18 +107,9 @@ pub fn merge_encoded(stored: &[u8], histogram: &Histogram) -> Result<Vec<u8>, St
 /// Calls `each(bucket, count)` for every entry of a stored histogram.
 pub fn decode_each(bytes: &[u8], mut each: impl FnMut(u32, u64)) -> Result<(), StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("rollup histogram: {what}"));
-    let (mut value, mut shift) = (0u64, 0u32);
     let mut bucket = 0u64;
     let mut pending_delta: Option<u64> = None;
-    for &byte in bytes {
-        if shift > 56 {
-            return Err(corrupt("varint too long"));
-        }
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 != 0 {
-            shift += 7;
-            continue;
-        }
+    crate::varint::for_each(bytes, "rollup histogram", |value| {
         match pending_delta.take() {
             None => pending_delta = Some(value),
             Some(delta) => {
@@ -141,11 +120,8 @@ pub fn decode_each(bytes: &[u8], mut each: impl FnMut(u32, u64)) -> Result<(), S
                 each(bucket as u32, value);
             }
         }
-        (value, shift) = (0, 0);
-    }
-    if shift != 0 {
-        return Err(corrupt("ends inside a varint"));
-    }
+        Ok(())
+    })?;
     if pending_delta.is_some() {
         return Err(corrupt("truncated"));
     }
@@ -444,8 +420,8 @@ mod tests {
         assert!(decode_into(&[0x80], &mut back).is_err());
         assert!(decode_into(&[0x01], &mut back).is_err(), "a delta alone");
         let mut beyond = Vec::new();
-        push_varint(&mut beyond, BUCKETS as u64);
-        push_varint(&mut beyond, 1);
+        crate::varint::push(&mut beyond, BUCKETS as u64);
+        crate::varint::push(&mut beyond, 1);
         assert!(decode_into(&beyond, &mut back).is_err());
     }
 

@@ -1,7 +1,7 @@
-//! LEB128 varints, the compact integer encoding of posting blocks (rollup
-//! histograms use the same encoding, in `trail_store::rollup`).
+//! LEB128 varints: the compact integer encoding of sqlite's posting blocks
+//! and of the rollup histograms of both backends.
 
-use trail_store::StoreError;
+use crate::StoreError;
 
 /// Appends `value` as a varint.
 pub fn push(out: &mut Vec<u8>, mut value: u64) {
@@ -16,9 +16,13 @@ pub fn push(out: &mut Vec<u8>, mut value: u64) {
     }
 }
 
-/// Reads every varint of `bytes`; `what` names the data in errors.
-pub fn read_all(bytes: &[u8], what: &str) -> Result<Vec<u64>, StoreError> {
-    let mut values = Vec::with_capacity(bytes.len());
+/// Calls `each` with every varint of `bytes`, in order; `what` names the
+/// data in errors.
+pub fn for_each(
+    bytes: &[u8],
+    what: &str,
+    mut each: impl FnMut(u64) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let (mut value, mut shift) = (0u64, 0u32);
     for &byte in bytes {
         if shift > 56 {
@@ -26,7 +30,7 @@ pub fn read_all(bytes: &[u8], what: &str) -> Result<Vec<u64>, StoreError> {
         }
         value |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
-            values.push(value);
+            each(value)?;
             (value, shift) = (0, 0);
         } else {
             shift += 7;
@@ -35,6 +39,16 @@ pub fn read_all(bytes: &[u8], what: &str) -> Result<Vec<u64>, StoreError> {
     if shift != 0 {
         return Err(StoreError::Corrupt(format!("{what}: ends inside a varint")));
     }
+    Ok(())
+}
+
+/// Reads every varint of `bytes`; `what` names the data in errors.
+pub fn read_all(bytes: &[u8], what: &str) -> Result<Vec<u64>, StoreError> {
+    let mut values = Vec::with_capacity(bytes.len());
+    for_each(bytes, what, |value| {
+        values.push(value);
+        Ok(())
+    })?;
     Ok(values)
 }
 
