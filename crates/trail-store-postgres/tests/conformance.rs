@@ -315,3 +315,68 @@ async fn dims_pages_fill_up_across_rounds() {
     assert_eq!(seen, rare);
     store.shutdown().await;
 }
+
+/// Several stores keep checkpoints of one log at once, while it grows: each
+/// is kept whole or refused (`Conflict`), and what is kept never goes back
+/// and always holds the log's root at its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checkpoint_cutters_never_regress() {
+    let url = common::fresh_database("trail_store").await;
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(Arc::new(
+            PostgresStore::connect(&url, PostgresOptions::default())
+                .await
+                .expect("connect"),
+        ));
+    }
+    let tenant = stores[0].ensure_tenant("t").await.expect("tenant");
+    let mut tasks = Vec::new();
+    for (s, store) in stores.iter().enumerate() {
+        let (store, tenant) = (Arc::clone(store), tenant.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut kept, mut refused) = (Vec::new(), 0);
+            for round in 0..15 {
+                let events: Vec<_> = (0..20)
+                    .map(|i| ingest_event(&format!("s{s}r{round}i{i}")))
+                    .collect();
+                store.append(&tenant, events).await.expect("append");
+                let size = store.log_size(&tenant).await.expect("size");
+                let root = store.root(&tenant, size).await.expect("root");
+                let checkpoint = trail_store::StoredCheckpoint {
+                    size,
+                    root,
+                    note: format!("cut by {s} at {size}\n"),
+                    created_at: i64::from(round),
+                };
+                match store.add_checkpoint(&tenant, &checkpoint).await {
+                    // Ok: kept, or the same checkpoint was already kept.
+                    Ok(()) => kept.push(size),
+                    Err(trail_store::StoreError::Conflict { .. }) => refused += 1,
+                    Err(other) => panic!("unexpected: {other}"),
+                }
+            }
+            (kept, refused)
+        }));
+    }
+    let mut kept = std::collections::BTreeSet::new();
+    for task in tasks {
+        kept.extend(task.await.expect("task").0);
+    }
+    let checkpoints = stores[0].checkpoints(&tenant).await.expect("checkpoints");
+    let sizes: std::collections::BTreeSet<u64> = checkpoints.iter().map(|c| c.size).collect();
+    assert_eq!(sizes, kept, "every accepted size is kept, nothing else");
+    assert!(checkpoints
+        .windows(2)
+        .all(|pair| pair[0].size < pair[1].size));
+    for checkpoint in &checkpoints {
+        let root = stores[0]
+            .root(&tenant, checkpoint.size)
+            .await
+            .expect("root");
+        assert_eq!(root, checkpoint.root, "size {}", checkpoint.size);
+    }
+    for store in stores {
+        store.shutdown().await;
+    }
+}
