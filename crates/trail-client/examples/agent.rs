@@ -133,7 +133,8 @@ async fn main() {
 async fn step(trail: &Recorder, i: u64) {
     match i % 5 {
         0 => {
-            let request = json!({"messages": [{"role": "user", "content": format!("step {i}: plan")}]});
+            let request =
+                json!({"messages": [{"role": "user", "content": format!("step {i}: plan")}]});
             let answer = trail
                 .llm_call("openai", "gpt-4.1", request, async {
                     Ok::<_, ToolError>(json!({
@@ -162,9 +163,8 @@ async fn step(trail: &Recorder, i: u64) {
             assert_eq!(read.unwrap_err().0, "no such file: /etc/missing");
         }
         _ => {
-            let chunks = futures_util::stream::iter(
-                ["The ", "answer ", "is 42."].map(Ok::<_, ToolError>),
-            );
+            let chunks =
+                futures_util::stream::iter(["The ", "answer ", "is 42."].map(Ok::<_, ToolError>));
             let mut stream = trail.llm_stream(
                 "anthropic",
                 "claude-sonnet-4",

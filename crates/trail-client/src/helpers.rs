@@ -80,10 +80,7 @@ impl Started {
     }
 }
 
-fn finish<T: Serialize, E: Display>(
-    event: &mut Map<String, Value>,
-    result: &Result<T, E>,
-) {
+fn finish<T: Serialize, E: Display>(event: &mut Map<String, Value>, result: &Result<T, E>) {
     match result {
         Ok(output) => {
             event.insert("status".into(), json!("ok"));

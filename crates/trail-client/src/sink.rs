@@ -151,9 +151,7 @@ impl Embedded {
             .map_err(|e| SendError::Retry(e.to_string()))?;
         let mut values = Vec::with_capacity(lines.len());
         for line in lines {
-            values.push(
-                serde_json::from_str(line).map_err(|e| SendError::Refused(e.to_string()))?,
-            );
+            values.push(serde_json::from_str(line).map_err(|e| SendError::Refused(e.to_string()))?);
         }
         let events = parse_events(values).map_err(|errors| {
             SendError::Refused(

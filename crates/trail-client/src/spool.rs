@@ -187,7 +187,9 @@ mod tests {
         let path = dir.path().join("spool");
         let mut spool = Spool::open(&path).unwrap();
         assert!(!path.exists(), "opening must not create the directory");
-        spool.append(&["{\"a\":1}".into(), "{\"a\":2}".into()]).unwrap();
+        spool
+            .append(&["{\"a\":1}".into(), "{\"a\":2}".into()])
+            .unwrap();
         spool.seal();
         spool.append(&["{\"a\":3}".into()]).unwrap();
         drop(spool);
