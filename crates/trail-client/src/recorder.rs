@@ -496,9 +496,9 @@ impl Batcher {
                 SinkConfig::Remote { url, key } => {
                     Remote::new(url, key, config.request_timeout).map(Sink::Remote)
                 }
-                SinkConfig::Embedded { data_dir, tenant } => {
-                    Embedded::open(data_dir, tenant).await.map(Sink::Embedded)
-                }
+                SinkConfig::Embedded { data_dir, tenant } => Embedded::open(data_dir, tenant)
+                    .await
+                    .map(|e| Sink::Embedded(Box::new(e))),
             };
             match sink {
                 Ok(sink) => self.sink = Some(sink),

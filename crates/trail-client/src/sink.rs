@@ -28,7 +28,7 @@ pub enum SendError {
 /// A destination for batches.
 pub enum Sink {
     Remote(Remote),
-    Embedded(Embedded),
+    Embedded(Box<Embedded>),
 }
 
 impl Sink {
