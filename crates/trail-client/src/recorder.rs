@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::config::{Config, SinkConfig};
 use crate::sink::{Embedded, Remote, SendError, Sink};
-use crate::spool::Spool;
+use crate::spool::{read_lines, Spool};
 
 /// What a recorder has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -80,9 +80,10 @@ impl Shared {
         self.spool().pending()
     }
 
-    /// Writes events to the spool right away.
-    fn spool_now(&self, lines: &[String]) {
-        match self.spool().append(lines) {
+    /// Writes events to the spool right away; fsync'd now when `sync`,
+    /// else by the batcher's next round.
+    fn spool_now(&self, lines: &[String], sync: bool) {
+        match self.spool().append(lines, sync) {
             Ok(()) => add(&self.counters.spooled, lines.len()),
             Err(error) => {
                 add(&self.counters.dropped, lines.len());
@@ -301,7 +302,7 @@ impl Recorder {
             Ok(()) => {}
             Err(TrySendError::Full(line)) | Err(TrySendError::Closed(line)) => {
                 shared.counters.queued.fetch_sub(1, Ordering::Relaxed);
-                shared.spool_now(&[line]);
+                shared.spool_now(&[line], false);
             }
         }
         Some(id)
@@ -462,6 +463,10 @@ impl Batcher {
                 }
             }
             let n = batch.len();
+            let synced = self.shared.spool().sync();
+            if let Err(error) = synced {
+                tracing::error!(%error, "trail: cannot fsync the spool");
+            }
             self.deliver(batch, closed).await;
             if !closed && self.shared.spool_pending() > 0 && Instant::now() >= self.next_try {
                 self.replay().await;
@@ -560,7 +565,7 @@ impl Batcher {
             return;
         }
         if self.shared.spool_pending() > 0 {
-            self.shared.spool_now(&batch);
+            self.shared.spool_now(&batch, true);
             return;
         }
         let attempts = if closing {
@@ -592,7 +597,7 @@ impl Batcher {
                 }
             }
         }
-        self.shared.spool_now(&batch);
+        self.shared.spool_now(&batch, true);
         let delay = self.backoff();
         self.next_try = Instant::now() + delay;
     }
@@ -613,7 +618,7 @@ impl Batcher {
             }
         }
         if !retry.is_empty() {
-            self.shared.spool_now(&retry);
+            self.shared.spool_now(&retry, true);
         }
     }
 
@@ -623,18 +628,31 @@ impl Batcher {
     async fn replay(&mut self) {
         let batch_size = self.config().batch_size.max(1);
         loop {
+            // Sealed segments never change, so they are read without the
+            // lock; the segment being appended to is sealed only once it is
+            // the oldest left.
             let next = {
                 let mut spool = self.shared.spool();
-                spool.seal();
                 match spool.segments() {
                     Ok(segments) => match segments.first() {
-                        Some(&n) => spool.unacked(n).map(|lines| (n, lines)),
+                        Some(&n) => {
+                            let sealed = if spool.current() == Some(n) {
+                                spool.seal()
+                            } else {
+                                Ok(())
+                            };
+                            sealed.map(|()| (n, spool.segment_path(n), spool.acked(n)))
+                        }
                         None => return,
                     },
                     Err(error) => Err(error),
                 }
             };
-            let (segment, lines) = match next {
+            let (segment, lines) = match next.and_then(|(n, path, acked)| {
+                let mut lines = read_lines(&path)?;
+                lines.drain(..acked.min(lines.len()));
+                Ok((n, lines))
+            }) {
                 Ok(next) => next,
                 Err(error) => {
                     tracing::error!(%error, "trail: cannot read the spool");

@@ -1,5 +1,9 @@
 //! The disk spool: append-only NDJSON segment files (`seg-<n>.ndjson`, one
-//! event per line), each append fsync'd before it counts as spooled.
+//! event per line). The batcher's appends are fsync'd before they count as
+//! spooled; an append from `record()` itself (queue full) is written at
+//! once, so it survives the process being killed, and fsync'd by the
+//! batcher within one flush interval (and before any flush returns), so
+//! the caller never waits for the disk.
 //! Segments are replayed oldest first and a segment is deleted only once
 //! every event in it has been acknowledged. A line torn by a crash (no
 //! trailing newline, or not JSON) is skipped on replay.
@@ -27,6 +31,8 @@ pub struct Spool {
     acked: HashMap<u64, usize>,
     /// Events in the spool not yet acknowledged.
     pending: u64,
+    /// Written to the current segment and not yet fsync'd.
+    dirty: bool,
 }
 
 impl Spool {
@@ -38,6 +44,7 @@ impl Spool {
             next: 0,
             acked: HashMap::new(),
             pending: 0,
+            dirty: false,
         };
         let segments = spool.segments()?;
         if let Some(last) = segments.last() {
@@ -81,8 +88,9 @@ impl Spool {
         Ok(out)
     }
 
-    /// Appends events (one JSON line each) and fsyncs them.
-    pub fn append(&mut self, lines: &[String]) -> io::Result<()> {
+    /// Appends events (one JSON line each); fsyncs them when `sync`, else
+    /// leaves that to [`Spool::sync`].
+    pub fn append(&mut self, lines: &[String], sync: bool) -> io::Result<()> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -107,19 +115,53 @@ impl Spool {
         }
         let current = self.current.as_mut().expect("a current segment");
         current.1.write_all(&bytes)?;
-        current.1.sync_data()?;
         current.2 += bytes.len() as u64;
         self.pending += lines.len() as u64;
+        if sync {
+            current.1.sync_data()?;
+            self.dirty = false;
+        } else {
+            self.dirty = true;
+        }
         Ok(())
     }
 
-    /// Closes the segment being appended to, so every segment on disk is
-    /// sealed and can be replayed.
-    pub fn seal(&mut self) {
+    /// Fsyncs what was appended without it.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.dirty {
+            if let Some(current) = &self.current {
+                current.1.sync_data()?;
+            }
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// The segment being appended to, if any.
+    pub fn current(&self) -> Option<u64> {
+        self.current.as_ref().map(|c| c.0)
+    }
+
+    /// Closes the segment being appended to (after an fsync), so it can be
+    /// replayed; the next append starts a new one.
+    pub fn seal(&mut self) -> io::Result<()> {
+        self.sync()?;
         self.current = None;
+        Ok(())
+    }
+
+    /// How many events of segment `n` were acknowledged in this process.
+    pub fn acked(&self, n: u64) -> usize {
+        self.acked.get(&n).copied().unwrap_or(0)
+    }
+
+    /// The path of segment `n`.
+    pub fn segment_path(&self, n: u64) -> PathBuf {
+        self.path(n)
     }
 
     /// The events of segment `n` not yet acknowledged in this process.
+    #[cfg(test)]
     pub fn unacked(&self, n: u64) -> io::Result<Vec<String>> {
         let mut lines = read_lines(&self.path(n))?;
         let done = self.acked.get(&n).copied().unwrap_or(0).min(lines.len());
@@ -145,7 +187,7 @@ impl Spool {
 }
 
 /// The complete JSON lines of a segment; a torn last line is left out.
-fn read_lines(path: &Path) -> io::Result<Vec<String>> {
+pub fn read_lines(path: &Path) -> io::Result<Vec<String>> {
     let bytes = std::fs::read(path)?;
     let mut out = Vec::new();
     let mut rest = &bytes[..];
@@ -188,10 +230,11 @@ mod tests {
         let mut spool = Spool::open(&path).unwrap();
         assert!(!path.exists(), "opening must not create the directory");
         spool
-            .append(&["{\"a\":1}".into(), "{\"a\":2}".into()])
+            .append(&["{\"a\":1}".into(), "{\"a\":2}".into()], true)
             .unwrap();
-        spool.seal();
-        spool.append(&["{\"a\":3}".into()]).unwrap();
+        spool.seal().unwrap();
+        spool.append(&["{\"a\":3}".into()], false).unwrap();
+        spool.sync().unwrap();
         drop(spool);
         // A crash mid-write leaves a partial line.
         let segments = Spool::open(&path).unwrap().segments().unwrap();
@@ -212,7 +255,7 @@ mod tests {
         assert_eq!(spool.unacked(segments[1]).unwrap(), vec!["{\"a\":3}"]);
         assert_eq!(spool.pending(), 1);
         // New appends go to a new segment after the old ones.
-        spool.append(&["{\"a\":5}".into()]).unwrap();
+        spool.append(&["{\"a\":5}".into()], true).unwrap();
         assert_eq!(spool.segments().unwrap().len(), 2);
         assert!(spool.segments().unwrap()[1] > segments[1]);
     }

@@ -94,10 +94,15 @@ async fn record_returns_with_a_stalled_server_and_a_full_queue() {
         counters.spooled >= total - 10,
         "with a full queue events go to the spool: {counters:?}"
     );
-    assert!(
-        !held.lock().unwrap().is_empty(),
-        "no request reached the server"
-    );
+    // ... and the batcher is indeed stuck on the server.
+    let waited = Instant::now();
+    while held.lock().unwrap().is_empty() {
+        assert!(
+            waited.elapsed() < request_timeout,
+            "no request reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     // A wrapped tool's error and value come back unchanged, promptly.
     let t = Instant::now();
