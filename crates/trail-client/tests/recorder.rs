@@ -307,3 +307,105 @@ fn allowlists_filter_by_type_and_name() {
         .collect();
     assert_eq!(names, ["keep", "also"]);
 }
+
+fn delivered_events(bodies: &Mutex<Vec<String>>) -> Vec<Value> {
+    bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b.lines().map(str::to_owned).collect::<Vec<_>>())
+        .map(|line| serde_json::from_str::<Value>(&line).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn helpers_record_one_event_per_call_and_stream() {
+    use futures_util::StreamExt;
+
+    let spool = tempfile::tempdir().unwrap();
+    let (url, bodies) = flaky_server(0);
+    let config = Config {
+        spool_dir: spool.path().join("spool"),
+        ..Config::remote(&url, "k")
+    };
+    let recorder = Recorder::new(config).with_fields(json!({"session_id": "s-1"}));
+    let answer = recorder
+        .llm_call("openai", "gpt-4.1", json!({"q": 1}), async {
+            Ok::<_, ToolFailed>(
+                json!({"text": "hi", "usage": {"prompt_tokens": 3, "completion_tokens": 2}}),
+            )
+        })
+        .await;
+    assert_eq!(answer.unwrap()["text"], "hi");
+    let failed = recorder
+        .llm_call("openai", "gpt-4.1", json!({"q": 2}), async {
+            Err::<Value, _>(ToolFailed(429))
+        })
+        .await;
+    assert_eq!(failed, Err(ToolFailed(429)));
+    // A stream that ends, one that fails, one dropped half way.
+    let items = vec![Ok::<_, ToolFailed>("a"), Ok("b")];
+    let collected: Vec<_> = recorder
+        .llm_stream(
+            "anthropic",
+            "m",
+            json!({}),
+            futures_util::stream::iter(items),
+        )
+        .collect()
+        .await;
+    assert_eq!(collected, vec![Ok("a"), Ok("b")]);
+    let items = vec![Ok("a"), Err(ToolFailed(500)), Ok("c")];
+    let collected: Vec<_> = recorder
+        .llm_stream(
+            "anthropic",
+            "m",
+            json!({}),
+            futures_util::stream::iter(items),
+        )
+        .collect()
+        .await;
+    assert_eq!(collected, vec![Ok("a"), Err(ToolFailed(500)), Ok("c")]);
+    let mut stream = recorder.llm_stream(
+        "anthropic",
+        "m",
+        json!({}),
+        futures_util::stream::iter(vec![Ok::<_, ToolFailed>("a"), Ok("b")]),
+    );
+    assert_eq!(stream.next().await, Some(Ok("a")));
+    drop(stream);
+    // Large content goes as its hash and size.
+    let big = "x".repeat(100_000);
+    let _ = recorder
+        .tool_call("big", json!({"blob": big}), async {
+            Ok::<_, ToolFailed>(1)
+        })
+        .await;
+    assert!(recorder.flush(Duration::from_secs(30)));
+
+    let events = delivered_events(&bodies);
+    assert_eq!(events.len(), 6, "{events:?}");
+    for event in &events {
+        assert_eq!(event["session_id"], "s-1");
+        assert_eq!(event["transport"], "sdk");
+        assert!(uuid::Uuid::parse_str(event["id"].as_str().unwrap()).is_ok());
+        assert!(event["started_at"].is_string() && event["duration_ms"].is_u64());
+    }
+    assert_eq!(events[0]["type"], "llm_call");
+    assert_eq!(events[0]["status"], "ok");
+    assert_eq!(events[0]["input_tokens"], 3);
+    assert_eq!(events[0]["output_tokens"], 2);
+    assert_eq!(events[0]["input"], json!({"q": 1}));
+    assert_eq!(events[1]["status"], "error");
+    assert_eq!(events[1]["error"], "tool failed with 429");
+    assert_eq!(events[2]["status"], "ok");
+    assert_eq!(events[2]["output"], json!(["a", "b"]));
+    assert_eq!(events[3]["status"], "error");
+    assert_eq!(events[3]["error"], "tool failed with 500");
+    assert_eq!(events[4]["status"], "error");
+    assert_eq!(events[4]["output"], json!(["a"]));
+    assert_eq!(events[5]["name"], "big");
+    assert!(events[5].get("input").is_none());
+    assert_eq!(events[5]["input_hash"].as_str().unwrap().len(), 64);
+    assert!(events[5]["input_bytes"].as_u64().unwrap() > 100_000);
+}
