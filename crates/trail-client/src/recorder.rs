@@ -488,6 +488,9 @@ impl Batcher {
                 break;
             }
         }
+        if let Err(error) = self.shared.spool().sync() {
+            tracing::error!(%error, "trail: cannot fsync the spool");
+        }
         if let Some(sink) = &self.sink {
             sink.close().await;
         }
@@ -633,7 +636,7 @@ impl Batcher {
             // the oldest left.
             let next = {
                 let mut spool = self.shared.spool();
-                match spool.segments() {
+                match spool.sync().and_then(|()| spool.segments()) {
                     Ok(segments) => match segments.first() {
                         Some(&n) => {
                             let sealed = if spool.current() == Some(n) {
