@@ -552,13 +552,20 @@ impl Batcher {
             .backoff_base
             .saturating_mul(1u32 << self.failures.min(16))
             .min(config.backoff_max);
+        // A server's Retry-After (at most a minute) is a floor.
+        let asked = self
+            .sink
+            .as_ref()
+            .and_then(Sink::take_retry_after)
+            .map(|d| d.min(Duration::from_secs(60)));
         self.failures = self.failures.saturating_add(1);
         self.shared.failing.store(true, Ordering::Relaxed);
         // Between half and all of it.
         let mut byte = [0u8; 2];
         let _ = getrandom::fill(&mut byte);
         let fraction = 0.5 + f64::from(u16::from_le_bytes(byte)) / f64::from(u16::MAX) / 2.0;
-        exp.mul_f64(fraction)
+        let delay = exp.mul_f64(fraction);
+        asked.map_or(delay, |asked| delay.max(asked))
     }
 
     /// Sends a new batch, with retries; spools it when the sink is down or

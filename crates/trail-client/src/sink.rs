@@ -47,6 +47,19 @@ impl Sink {
         }
     }
 
+    /// The delay a server asked for with `Retry-After` on its last 429 or
+    /// 503, once.
+    pub fn take_retry_after(&self) -> Option<Duration> {
+        match self {
+            Sink::Remote(remote) => remote
+                .retry_after
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+            Sink::Embedded(_) => None,
+        }
+    }
+
     /// Called after a flush delivered everything.
     pub async fn flushed(&self) {
         if let Sink::Embedded(embedded) = self {
@@ -60,6 +73,7 @@ pub struct Remote {
     url: String,
     key: String,
     http: reqwest::Client,
+    retry_after: std::sync::Mutex<Option<Duration>>,
 }
 
 impl Remote {
@@ -73,6 +87,7 @@ impl Remote {
             url: format!("{}/v1/events", url.trim_end_matches('/')),
             key: key.to_owned(),
             http,
+            retry_after: std::sync::Mutex::new(None),
         })
     }
 
@@ -92,6 +107,15 @@ impl Remote {
             .await
             .map_err(|e| SendError::Retry(format!("cannot reach {}: {e}", self.url)))?;
         let status = response.status();
+        if matches!(status.as_u16(), 429 | 503) {
+            let seconds = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            *self.retry_after.lock().unwrap_or_else(|e| e.into_inner()) =
+                seconds.map(Duration::from_secs);
+        }
         let bytes = response
             .bytes()
             .await

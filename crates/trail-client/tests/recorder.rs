@@ -160,6 +160,11 @@ fn disabled_recorder_does_nothing() {
 /// A server that answers 503 to the first `failures` requests, then 200
 /// with one accepted entry per NDJSON line; keeps every body it took.
 fn flaky_server(failures: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+    flaky_server_with(failures, "")
+}
+
+/// [`flaky_server`] whose 503 answers carry `extra` header lines.
+fn flaky_server_with(failures: usize, extra: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -188,8 +193,9 @@ fn flaky_server(failures: usize) -> (String, Arc<Mutex<Vec<String>>>) {
                     keep.lock().unwrap().push(body);
                     ("200 OK", json!({ "accepted": accepted }).to_string())
                 };
+                let headers = if n < failures { extra } else { "" };
                 let response = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n{answer}",
                     answer.len()
                 );
                 if stream.write_all(response.as_bytes()).is_err() {
@@ -408,4 +414,33 @@ async fn helpers_record_one_event_per_call_and_stream() {
     assert!(events[5].get("input").is_none());
     assert_eq!(events[5]["input_hash"].as_str().unwrap().len(), 64);
     assert!(events[5]["input_bytes"].as_u64().unwrap() > 100_000);
+}
+
+#[test]
+fn a_servers_retry_after_is_waited_for() {
+    let spool = tempfile::tempdir().unwrap();
+    let (url, bodies) = flaky_server_with(1, "retry-after: 2\r\n");
+    let config = Config {
+        spool_dir: spool.path().join("spool"),
+        flush_interval: Duration::from_millis(10),
+        backoff_base: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(5),
+        ..Config::remote(&url, "k")
+    };
+    let recorder = Recorder::new(config);
+    let start = Instant::now();
+    recorder.record(json!({"type": "tool_call", "name": "x"}));
+    assert!(
+        recorder.flush(Duration::from_secs(60)),
+        "{:?}",
+        recorder.counters()
+    );
+    // Without the header the retry would come after a few milliseconds.
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "retried after {:?} despite Retry-After: 2",
+        start.elapsed()
+    );
+    assert_eq!(delivered_events(&bodies).len(), 1);
+    assert_eq!(recorder.counters().retried, 1);
 }
