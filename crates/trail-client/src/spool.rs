@@ -104,12 +104,22 @@ impl Spool {
         }
         if self.current.is_none() {
             std::fs::create_dir_all(&self.dir)?;
-            let n = self.next;
-            self.next += 1;
-            let file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(self.path(n))?;
+            // A number taken meanwhile (by another process on the same
+            // directory, which is not supported but must not lose events)
+            // is skipped.
+            let (n, file) = loop {
+                let n = self.next;
+                self.next += 1;
+                match OpenOptions::new()
+                    .create_new(true)
+                    .append(true)
+                    .open(self.path(n))
+                {
+                    Ok(file) => break (n, file),
+                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(error) => return Err(error),
+                }
+            };
             sync_dir(&self.dir)?;
             self.current = Some((n, file, 0));
         }
