@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
 use trail_core::checkpoint::{sign_checkpoint, Checkpoint};
 use trail_core::event::{parse_events, Transport};
 use trail_core::note::SigningKey;
@@ -286,14 +285,7 @@ fn load_or_create_log_key(data_dir: &Path) -> Result<SigningKey, String> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no randomness for a log key: {e}"))?;
     let key = SigningKey::from_seed("trail.local", seed).map_err(|e| e.to_string())?;
-    let mut payload = vec![1u8];
-    payload.extend_from_slice(&seed);
-    let text = format!(
-        "PRIVATE+KEY+{}+{}+{}\n",
-        key.name(),
-        hex::encode(key.key_id()),
-        base64::engine::general_purpose::STANDARD.encode(&payload)
-    );
+    let text = format!("{}\n", key.to_go_private_key());
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
