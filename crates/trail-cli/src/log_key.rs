@@ -10,7 +10,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use base64::Engine;
 use clap::Args;
 use trail_core::note::SigningKey;
 
@@ -59,14 +58,7 @@ impl LogKeyArgs {
             .map_err(|e| anyhow::anyhow!("no randomness for a log key: {e}"))?;
         let key = SigningKey::from_seed(&self.log_origin, seed)
             .map_err(|e| anyhow::anyhow!("--log-origin {:?}: {e}", self.log_origin))?;
-        let mut payload = vec![1u8];
-        payload.extend_from_slice(&seed);
-        let text = format!(
-            "PRIVATE+KEY+{}+{}+{}\n",
-            key.name(),
-            hex::encode(key.key_id()),
-            base64::engine::general_purpose::STANDARD.encode(&payload)
-        );
+        let text = format!("{}\n", key.to_go_private_key());
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]

@@ -172,6 +172,20 @@ impl SigningKey {
         Ok(key)
     }
 
+    /// The encoding [`SigningKey::parse_go_private_key`] reads,
+    /// `PRIVATE+KEY+<name>+<hex key ID>+<base64(0x01 || seed)>` (what
+    /// `<data dir>/log.key` holds).
+    pub fn to_go_private_key(&self) -> String {
+        let mut payload = vec![1u8];
+        payload.extend_from_slice(&self.key.to_bytes());
+        format!(
+            "PRIVATE+KEY+{}+{}+{}",
+            self.name,
+            hex::encode(self.key_id),
+            STANDARD.encode(&payload)
+        )
+    }
+
     /// Key name.
     pub fn name(&self) -> &str {
         &self.name
@@ -402,6 +416,16 @@ pub fn open_note(msg: &str, verifiers: &[Verifier]) -> Result<(Note, Vec<Verifie
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_key_encoding_round_trips() {
+        let key = SigningKey::from_seed("trail.local", [7u8; 32]).unwrap();
+        let text = key.to_go_private_key();
+        assert!(text.starts_with("PRIVATE+KEY+trail.local+"));
+        let back = SigningKey::parse_go_private_key(&text).unwrap();
+        assert_eq!(back.key_id(), key.key_id());
+        assert_eq!(back.verifier().to_vkey(), key.verifier().to_vkey());
+    }
 
     fn key(name: &str, byte: u8) -> SigningKey {
         SigningKey::from_seed(name, [byte; 32]).expect("valid name")

@@ -202,6 +202,12 @@ impl Server {
         Server::spawn(dir, false, server_database_url(dir), &[])
     }
 
+    /// Starts a server on `dir` listening on `listen` (a fixed address, so
+    /// a client can be pointed at it before it runs and across restarts).
+    pub fn start_in_at(dir: &Path, listen: SocketAddr) -> Server {
+        Server::spawn_at(dir, false, server_database_url(dir), &[], listen)
+    }
+
     /// Starts a server on `dir`, configured through `TRAIL_DATA_DIR` and
     /// `TRAIL_LISTEN` (and `TRAIL_DATABASE_URL` on postgres) instead of
     /// flags.
@@ -218,6 +224,18 @@ impl Server {
     }
 
     fn spawn(dir: &Path, use_env: bool, database_url: Option<String>, extra: &[&str]) -> Server {
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        Server::spawn_at(dir, use_env, database_url, extra, any_port)
+    }
+
+    fn spawn_at(
+        dir: &Path,
+        use_env: bool,
+        database_url: Option<String>,
+        extra: &[&str],
+        listen: SocketAddr,
+    ) -> Server {
+        let listen = listen.to_string();
         let n = SERVER_COUNTER.fetch_add(1, Ordering::Relaxed);
         let log_path = dir.join(format!("serve-{}-{n}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).expect("log file");
@@ -230,7 +248,7 @@ impl Server {
         if use_env {
             command
                 .env("TRAIL_DATA_DIR", dir)
-                .env("TRAIL_LISTEN", "127.0.0.1:0");
+                .env("TRAIL_LISTEN", &listen);
             if let Some(url) = &database_url {
                 command.env("TRAIL_DATABASE_URL", url);
             }
@@ -239,7 +257,7 @@ impl Server {
                 .arg("--data-dir")
                 .arg(dir)
                 .arg("--listen")
-                .arg("127.0.0.1:0");
+                .arg(&listen);
             if let Some(url) = &database_url {
                 command.arg("--database-url").arg(url);
             }

@@ -37,5 +37,6 @@ mod durability;
 mod independent;
 mod ingest_query;
 mod postgres;
+mod sdk;
 mod tamper;
 mod transparency;

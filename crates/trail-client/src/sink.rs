@@ -1,0 +1,303 @@
+//! Where batches go: a trail server over HTTP, or a local store written
+//! exactly as the server would write it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use trail_core::checkpoint::{sign_checkpoint, Checkpoint};
+use trail_core::event::{parse_events, Transport};
+use trail_core::note::SigningKey;
+use trail_core::record::prepare;
+use trail_store::{Store, StoredCheckpoint, Tenant};
+use trail_store_sqlite::{SqliteOptions, SqliteStore};
+use uuid::Uuid;
+
+/// Why a batch was not delivered.
+#[derive(Debug)]
+pub enum SendError {
+    /// Worth trying again later (connection error, timeout, 429, 5xx, an
+    /// unusable key): the batch is kept.
+    Retry(String),
+    /// The batch itself was refused (400, 413): resending it cannot help.
+    Refused(String),
+}
+
+/// A destination for batches.
+pub enum Sink {
+    Remote(Remote),
+    Embedded(Box<Embedded>),
+}
+
+impl Sink {
+    /// Delivers a batch of JSON lines; Ok once every event is durable.
+    pub async fn send(&self, lines: &[String]) -> Result<(), SendError> {
+        match self {
+            Sink::Remote(remote) => remote.send(lines).await,
+            Sink::Embedded(embedded) => embedded.send(lines).await,
+        }
+    }
+
+    /// Called when the recorder shuts down.
+    pub async fn close(&self) {
+        if let Sink::Embedded(embedded) = self {
+            embedded.close().await;
+        }
+    }
+
+    /// The delay a server asked for with `Retry-After` on its last 429 or
+    /// 503, once.
+    pub fn take_retry_after(&self) -> Option<Duration> {
+        match self {
+            Sink::Remote(remote) => remote
+                .retry_after
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+            Sink::Embedded(_) => None,
+        }
+    }
+
+    /// Called after a flush delivered everything.
+    pub async fn flushed(&self) {
+        if let Sink::Embedded(embedded) = self {
+            embedded.checkpoint().await;
+        }
+    }
+}
+
+/// `POST /v1/events` on a trail server, NDJSON, with a bearer key.
+pub struct Remote {
+    url: String,
+    key: String,
+    http: reqwest::Client,
+    retry_after: std::sync::Mutex<Option<Duration>>,
+}
+
+impl Remote {
+    pub fn new(url: &str, key: &str, timeout: Duration) -> Result<Remote, String> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(Remote {
+            url: format!("{}/v1/events", url.trim_end_matches('/')),
+            key: key.to_owned(),
+            http,
+            retry_after: std::sync::Mutex::new(None),
+        })
+    }
+
+    async fn send(&self, lines: &[String]) -> Result<(), SendError> {
+        let mut body = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for line in lines {
+            body.extend_from_slice(line.as_bytes());
+            body.push(b'\n');
+        }
+        let response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.key)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SendError::Retry(format!("cannot reach {}: {e}", self.url)))?;
+        let status = response.status();
+        if matches!(status.as_u16(), 429 | 503) {
+            let seconds = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            *self.retry_after.lock().unwrap_or_else(|e| e.into_inner()) =
+                seconds.map(Duration::from_secs);
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SendError::Retry(format!("reading the answer: {e}")))?;
+        if status.is_success() {
+            let answer: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| SendError::Retry(format!("the server answered invalid JSON: {e}")))?;
+            let accepted = answer["accepted"].as_array().map_or(0, Vec::len);
+            if accepted != lines.len() {
+                return Err(SendError::Retry(format!(
+                    "the server accepted {accepted} of {} events",
+                    lines.len()
+                )));
+            }
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let message = format!("{status}: {}", text.chars().take(500).collect::<String>());
+        match status.as_u16() {
+            400 | 413 | 422 => Err(SendError::Refused(message)),
+            _ => Err(SendError::Retry(message)),
+        }
+    }
+}
+
+/// A local sqlite data directory written through trail-store-sqlite: the
+/// tenant is created when missing, the log key `<dir>/log.key` made on first
+/// use (as `trail serve` does), events are validated, redacted and split by
+/// `trail_core` under the tenant's settings, and a signed checkpoint is cut
+/// after each flush, so `trail serve` and `trail verify` on the directory
+/// see exactly what a server would have written.
+pub struct Embedded {
+    store: Arc<dyn Store>,
+    tenant: Tenant,
+    key: SigningKey,
+}
+
+impl Embedded {
+    pub async fn open(data_dir: &Path, tenant: &str) -> Result<Embedded, String> {
+        let key = load_or_create_log_key(data_dir)?;
+        let path = data_dir.join("trail.db");
+        let store = SqliteStore::open(&path, SqliteOptions::default())
+            .map_err(|e| format!("opening {}: {e}", path.display()))?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let tenant = store
+            .ensure_tenant(tenant)
+            .await
+            .map_err(|e| format!("tenant {tenant}: {e}"))?;
+        Ok(Embedded { store, tenant, key })
+    }
+
+    async fn send(&self, lines: &[String]) -> Result<(), SendError> {
+        let settings = self
+            .store
+            .settings(&self.tenant)
+            .await
+            .map_err(|e| SendError::Retry(e.to_string()))?;
+        let mut values = Vec::with_capacity(lines.len());
+        for line in lines {
+            values.push(serde_json::from_str(line).map_err(|e| SendError::Refused(e.to_string()))?);
+        }
+        let events = parse_events(values).map_err(|errors| {
+            SendError::Refused(
+                errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let mut salts = vec![0u8; 32 * events.len()];
+        getrandom::fill(&mut salts).map_err(|e| SendError::Retry(e.to_string()))?;
+        let mut prepared = Vec::with_capacity(events.len());
+        for (mut event, salt) in events.into_iter().zip(salts.chunks_exact(32)) {
+            if let Some(types) = &settings.record_types {
+                if !types.contains(&event.event_type) {
+                    continue;
+                }
+            }
+            event.transport.get_or_insert(Transport::Sdk);
+            let mut salt_bytes = [0u8; 32];
+            salt_bytes.copy_from_slice(salt);
+            prepared.push(prepare(
+                event,
+                settings.content_policy,
+                salt_bytes,
+                Uuid::now_v7(),
+            ));
+        }
+        if prepared.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .append(&self.tenant, prepared)
+            .await
+            .map(|_| ())
+            .map_err(|e| SendError::Retry(e.to_string()))
+    }
+
+    /// Cuts a signed checkpoint when the log grew since the newest one (as
+    /// the server's checkpointer does).
+    async fn checkpoint(&self) {
+        if let Err(error) = self.cut().await {
+            tracing::warn!(%error, "trail: cutting a checkpoint failed");
+        }
+    }
+
+    async fn cut(&self) -> Result<(), String> {
+        let store = &*self.store;
+        let size = store
+            .log_size(&self.tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        let latest = store
+            .latest_checkpoint(&self.tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        if size == 0 || latest.is_some_and(|latest| latest.size >= size) {
+            return Ok(());
+        }
+        let root = store
+            .root(&self.tenant, size)
+            .await
+            .map_err(|e| e.to_string())?;
+        let checkpoint = Checkpoint {
+            origin: format!("{}/{}", self.key.name(), self.tenant.name),
+            size,
+            root,
+            extensions: Vec::new(),
+        };
+        let note = sign_checkpoint(&checkpoint, &self.key).map_err(|e| e.to_string())?;
+        let stored = StoredCheckpoint {
+            size,
+            root,
+            note,
+            created_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0),
+        };
+        match store.add_checkpoint(&self.tenant, &stored).await {
+            Ok(()) | Err(trail_store::StoreError::Conflict { .. }) => Ok(()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    async fn close(&self) {
+        self.checkpoint().await;
+        self.store.shutdown().await;
+    }
+}
+
+/// The log key of `trail serve`: `<dir>/log.key`, one line in the signed-note
+/// private key format, mode 0600, named `trail.local` when made here.
+fn load_or_create_log_key(data_dir: &Path) -> Result<SigningKey, String> {
+    let path: PathBuf = data_dir.join("log.key");
+    let read = |path: &Path| -> Result<SigningKey, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        SigningKey::parse_go_private_key(text.trim())
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("no randomness for a log key: {e}"))?;
+    let key = SigningKey::from_seed("trail.local", seed).map_err(|e| e.to_string())?;
+    let text = format!("{}\n", key.to_go_private_key());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&path)
+        .map_err(|e| format!("creating the log key {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(key)
+}
