@@ -4,13 +4,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use trail_core::checkpoint::{sign_checkpoint, Checkpoint};
 use trail_core::event::{parse_events, Transport};
 use trail_core::note::SigningKey;
 use trail_core::record::prepare;
-use trail_store::{Store, StoredCheckpoint, Tenant};
+use trail_store::{Store, Tenant};
 use trail_store_sqlite::{SqliteOptions, SqliteStore};
 use uuid::Uuid;
 
@@ -235,30 +234,10 @@ impl Embedded {
         if size == 0 || latest.is_some_and(|latest| latest.size >= size) {
             return Ok(());
         }
-        let root = store
-            .root(&self.tenant, size)
+        trail_store::checkpoint::cut(store, &self.key, &self.tenant)
             .await
-            .map_err(|e| e.to_string())?;
-        let checkpoint = Checkpoint {
-            origin: format!("{}/{}", self.key.name(), self.tenant.name),
-            size,
-            root,
-            extensions: Vec::new(),
-        };
-        let note = sign_checkpoint(&checkpoint, &self.key).map_err(|e| e.to_string())?;
-        let stored = StoredCheckpoint {
-            size,
-            root,
-            note,
-            created_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_micros() as i64)
-                .unwrap_or(0),
-        };
-        match store.add_checkpoint(&self.tenant, &stored).await {
-            Ok(()) | Err(trail_store::StoreError::Conflict { .. }) => Ok(()),
-            Err(error) => Err(error.to_string()),
-        }
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     async fn close(&self) {

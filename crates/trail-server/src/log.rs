@@ -10,28 +10,25 @@
 //! regress and are always consistent.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use trail_core::checkpoint::{sign_checkpoint, Checkpoint};
 use trail_core::note::SigningKey;
 use trail_store::{Store, StoreError, StoredCheckpoint, Tenant};
 
 /// The log key and origin prefix.
 pub struct LogSigner {
     key: SigningKey,
-    origin_prefix: String,
 }
 
 impl LogSigner {
-    /// A signer whose key is named by `origin_prefix` (the key's own name).
+    /// A signer whose key's own name is the origin prefix of every log.
     pub fn new(key: SigningKey) -> LogSigner {
-        let origin_prefix = key.name().to_owned();
-        LogSigner { key, origin_prefix }
+        LogSigner { key }
     }
 
     /// The origin line of a tenant's log.
     pub fn origin(&self, tenant: &Tenant) -> String {
-        format!("{}/{}", self.origin_prefix, tenant.name)
+        trail_store::checkpoint::origin(&self.key, tenant)
     }
 
     /// The C2SP verifier key of the log key.
@@ -46,40 +43,7 @@ impl LogSigner {
         store: &dyn Store,
         tenant: &Tenant,
     ) -> Result<StoredCheckpoint, StoreError> {
-        let size = store.log_size(tenant).await?;
-        if let Some(latest) = store.latest_checkpoint(tenant).await? {
-            if latest.size >= size {
-                return Ok(latest);
-            }
-        }
-        let root = store.root(tenant, size).await?;
-        let checkpoint = Checkpoint {
-            origin: self.origin(tenant),
-            size,
-            root,
-            extensions: Vec::new(),
-        };
-        let note = sign_checkpoint(&checkpoint, &self.key)
-            .map_err(|error| StoreError::Backend(format!("signing a checkpoint: {error}")))?;
-        let stored = StoredCheckpoint {
-            size,
-            root,
-            note,
-            created_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_micros() as i64)
-                .unwrap_or(0),
-        };
-        match store.add_checkpoint(tenant, &stored).await {
-            Ok(()) => Ok(stored),
-            // Another cutter got there first with a newer one: use it.
-            Err(StoreError::Conflict { .. }) => store
-                .latest_checkpoint(tenant)
-                .await?
-                .filter(|latest| latest.size >= size)
-                .ok_or_else(|| StoreError::Backend("checkpoint refused".into())),
-            Err(error) => Err(error),
-        }
+        trail_store::checkpoint::cut(store, &self.key, tenant).await
     }
 
     /// The newest kept checkpoint when it covers at least `size` records,

@@ -9,6 +9,7 @@
 //! sealing a prepared event once its sequence number is known, which is itself
 //! a `trail-core` call.
 
+pub mod checkpoint;
 pub mod conformance;
 pub mod dims;
 mod error;
