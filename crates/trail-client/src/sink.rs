@@ -1,8 +1,7 @@
 //! Where batches go: a trail server over HTTP, or a local store written
 //! exactly as the server would write it.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -249,34 +248,6 @@ impl Embedded {
 /// The log key of `trail serve`: `<dir>/log.key`, one line in the signed-note
 /// private key format, mode 0600, named `trail.local` when made here.
 fn load_or_create_log_key(data_dir: &Path) -> Result<SigningKey, String> {
-    let path: PathBuf = data_dir.join("log.key");
-    let read = |path: &Path| -> Result<SigningKey, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        SigningKey::parse_go_private_key(text.trim())
-            .map_err(|e| format!("{}: {e}", path.display()))
-    };
-    if path.exists() {
-        return read(&path);
-    }
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| format!("no randomness for a log key: {e}"))?;
-    let key = SigningKey::from_seed("trail.local", seed).map_err(|e| e.to_string())?;
-    let text = format!("{}\n", key.to_go_private_key());
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&path)
-        .map_err(|e| format!("creating the log key {}: {e}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    Ok(key)
+    trail_store::log_key::load_or_create(&data_dir.join("log.key"), "trail.local")
+        .map(|(key, _)| key)
 }

@@ -256,17 +256,9 @@ fn retries_on_503_then_delivers_every_event_once_in_order() {
     let counters = recorder.counters();
     assert_eq!(counters.sent, 100);
     assert!(counters.retried > 0, "{counters:?}");
-    let delivered: Vec<String> = bodies
-        .lock()
-        .unwrap()
+    let delivered: Vec<String> = delivered_events(&bodies)
         .iter()
-        .flat_map(|b| b.lines().map(str::to_owned).collect::<Vec<_>>())
-        .map(|line| {
-            serde_json::from_str::<Value>(&line).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|event| event["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(delivered, ids, "delivered out of order or not exactly once");
     drop(recorder);
@@ -299,17 +291,9 @@ fn allowlists_filter_by_type_and_name() {
     assert!(recorder.flush(Duration::from_secs(30)));
     let counters = recorder.counters();
     assert_eq!((counters.sent, counters.filtered), (2, 2));
-    let names: Vec<String> = bodies
-        .lock()
-        .unwrap()
+    let names: Vec<String> = delivered_events(&bodies)
         .iter()
-        .flat_map(|b| b.lines().map(str::to_owned).collect::<Vec<_>>())
-        .map(|line| {
-            serde_json::from_str::<Value>(&line).unwrap()["name"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|event| event["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["keep", "also"]);
 }

@@ -83,8 +83,8 @@ impl Committer for PgCommitter {
         let tx = runtime.block_on(async { client.transaction().await.map_err(db) })?;
         let locked = runtime.block_on(async {
             // One round trip: the role and settings, then each tenant's head
-            // locked in id order, then the savepoint of the optimistic pass.
-            // Tenant ids are integers of our own, so the text is safe.
+            // (made if missing) locked in id order. Tenant ids are integers
+            // of our own, so the text is safe.
             let mut sql = format!(
                 "SET LOCAL ROLE {APP_ROLE}; SET LOCAL jit = off; \
                  SET LOCAL max_parallel_workers_per_gather = 0;"
@@ -92,35 +92,34 @@ impl Committer for PgCommitter {
             for tenant in &tenants {
                 sql.push_str(&format!(
                     " SELECT set_config('trail.tenant', '{tenant}', true); \
+                     INSERT INTO log_heads (tenant_id, next_seq, received_at) VALUES ({tenant}, 0, 0) \
+                     ON CONFLICT (tenant_id) DO NOTHING; \
                      SELECT next_seq, received_at FROM log_heads WHERE tenant_id = {tenant} FOR UPDATE;"
                 ));
             }
             let messages = tx.simple_query(&sql).await.map_err(db)?;
-            let mut found: HashMap<i64, (u64, i64)> = HashMap::new();
-            for message in &messages {
-                if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
-                    if row.len() == 2 {
+            // Exactly one two-column row per tenant, in tenant order.
+            let rows: Vec<(u64, i64)> = messages
+                .iter()
+                .filter_map(|message| match message {
+                    tokio_postgres::SimpleQueryMessage::Row(row) if row.len() == 2 => {
                         let parse = |i: usize| row.get(i).and_then(|v| v.parse::<i64>().ok());
-                        if let (Some(next), Some(received)) = (parse(0), parse(1)) {
-                            // Rows come in tenant order, one per locked head.
-                            let tenant = tenants[found.len()];
-                            found.insert(tenant, (next as u64, received));
-                        }
+                        Some((parse(0)? as u64, parse(1)?))
                     }
-                }
+                    _ => None,
+                })
+                .collect();
+            if rows.len() != tenants.len() {
+                return Err(StoreError::Backend(format!(
+                    "locked {} log heads for {} tenants",
+                    rows.len(),
+                    tenants.len()
+                )));
             }
             let mut heads = HashMap::with_capacity(tenants.len());
-            for &tenant in &tenants {
+            for (&tenant, &(next_seq, received_at)) in tenants.iter().zip(&rows) {
                 let cached = self.ranges.get(&tenant);
-                let head = match found.get(&tenant) {
-                    Some(&(next_seq, received_at)) if found.len() == tenants.len() => {
-                        switch_tenant(&tx, tenant).await?;
-                        head_at(&tx, tenant, next_seq, received_at, cached, now).await?
-                    }
-                    // A head row is missing (or the rows cannot be matched
-                    // to tenants): lock one by one, creating what is missing.
-                    _ => lock_head(&tx, tenant, cached, now).await?,
-                };
+                let head = head_at(&tx, tenant, next_seq, received_at, cached, now).await?;
                 heads.insert(tenant, head);
             }
             tx.batch_execute("SAVEPOINT optimistic").await.map_err(db)?;
@@ -448,43 +447,6 @@ impl Head {
     }
 }
 
-/// Locks the tenant's head row and loads its tree edge.
-async fn lock_head(
-    tx: &Transaction<'_>,
-    tenant: i64,
-    cached: Option<&CompactRange>,
-    now: i64,
-) -> Result<Head, StoreError> {
-    switch_tenant(tx, tenant).await?;
-    let select = tx
-        .prepare_cached(
-            "SELECT next_seq, received_at FROM log_heads WHERE tenant_id = $1 FOR UPDATE",
-        )
-        .await
-        .map_err(db)?;
-    let mut row = tx.query_opt(&select, &[&tenant]).await.map_err(db)?;
-    if row.is_none() {
-        tx.execute(
-            "INSERT INTO log_heads (tenant_id, next_seq, received_at) VALUES ($1, 0, 0) \
-             ON CONFLICT (tenant_id) DO NOTHING",
-            &[&tenant],
-        )
-        .await
-        .map_err(db)?;
-        row = tx.query_opt(&select, &[&tenant]).await.map_err(db)?;
-    }
-    let row = row.ok_or_else(|| StoreError::Backend(format!("tenant {tenant} has no log head")))?;
-    head_at(
-        tx,
-        tenant,
-        row.get::<_, i64>(0) as u64,
-        row.get::<_, i64>(1),
-        cached,
-        now,
-    )
-    .await
-}
-
 /// The head of a locked log at `next_seq`, with its tree edge.
 async fn head_at(
     tx: &Transaction<'_>,
@@ -500,7 +462,10 @@ async fn head_at(
     let range = match cached {
         Some(range) if range.size() == next_seq => range.clone(),
         // Another server wrote, or first use: rebuild from the stored nodes.
-        _ => crate::tree::load_range(tx, tenant, next_seq).await?,
+        _ => {
+            switch_tenant(tx, tenant).await?;
+            crate::tree::load_range(tx, tenant, next_seq).await?
+        }
     };
     Ok(Head {
         tenant,

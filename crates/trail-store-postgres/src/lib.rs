@@ -90,6 +90,11 @@ pub(crate) fn db(error: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// A seq, size or count as PostgreSQL's bigint (saturating).
+pub(crate) fn clamp(value: u64) -> i64 {
+    value.min(i64::MAX as u64) as i64
+}
+
 /// Parses a URL or key=value connection string.
 fn parse_config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     url.parse::<tokio_postgres::Config>()

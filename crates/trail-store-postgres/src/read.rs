@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 use trail_store::{EventQuery, Filters, Order, Page, ReadScope, StoreError, StoredRecord};
 use uuid::Uuid;
 
-use crate::db;
+use crate::{clamp, db};
 
 pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 
@@ -132,25 +132,14 @@ const RECORD_FROM: &str =
     "records r LEFT JOIN content c ON c.tenant_id = r.tenant_id AND c.seq = r.seq";
 
 fn record_from_row(row: &Row) -> StoredRecord {
-    let seq: i64 = row.get(0);
-    let has_content: bool = row.get(3);
-    let leaf: Vec<u8> = row.get(2);
-    let salt: Option<Vec<u8>> = row.get(4);
-    let body: Option<Vec<u8>> = row.get(5);
-    StoredRecord {
-        seq: seq as u64,
-        envelope: row.get(1),
-        // A leaf hash of the wrong size reads as zeros: it then fails
-        // verification at this seq, as any changed leaf hash does.
-        leaf_hash: leaf.try_into().unwrap_or([0; 32]),
-        content_erased: has_content && body.is_none(),
-        content: body,
-        content_salt: salt.and_then(|salt| <[u8; 32]>::try_from(salt).ok()),
-    }
-}
-
-fn clamp(value: u64) -> i64 {
-    value.min(i64::MAX as u64) as i64
+    StoredRecord::from_columns(
+        row.get::<_, i64>(0) as u64,
+        row.get(1),
+        row.get(2),
+        row.get(3),
+        row.get(4),
+        row.get(5),
+    )
 }
 
 /// One page of a list query.

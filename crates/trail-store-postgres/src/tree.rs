@@ -16,7 +16,7 @@ use trail_core::merkle::{self, CompactRange, Hash};
 use trail_store::tree::{self as shared, Admission};
 use trail_store::{StoreError, StoredCheckpoint};
 
-use crate::db;
+use crate::{clamp, db};
 
 /// Key space of the advisory locks that serialise checkpoint cutting per
 /// tenant across servers.
@@ -59,10 +59,6 @@ pub async fn nodes(
             Ok((index as u64, bytes.try_into().unwrap_or([0; 32])))
         })
         .collect()
-}
-
-fn clamp(value: u64) -> i64 {
-    value.min(i64::MAX as u64) as i64
 }
 
 /// Every node (stored or folded) the positions in `wanted` need, read in one

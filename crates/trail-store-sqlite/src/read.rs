@@ -260,21 +260,14 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<StoredRecord> {
         })
     };
     let seq: i64 = row.get(0)?;
-    let has_content: bool = row.get(3)?;
-    let body = bytes(5)?;
-    // A leaf hash of the wrong size reads as zeros: it then fails
-    // verification at this seq, as any changed leaf hash does.
-    let leaf_hash: [u8; 32] = bytes(2)?
-        .and_then(|leaf| leaf.try_into().ok())
-        .unwrap_or([0; 32]);
-    Ok(StoredRecord {
-        seq: seq as u64,
-        envelope: bytes(1)?.unwrap_or_default(),
-        leaf_hash,
-        content_erased: has_content && body.is_none(),
-        content: body,
-        content_salt: bytes(4)?.and_then(|salt| <[u8; 32]>::try_from(salt).ok()),
-    })
+    Ok(StoredRecord::from_columns(
+        seq as u64,
+        bytes(1)?.unwrap_or_default(),
+        bytes(2)?.unwrap_or_default(),
+        row.get(3)?,
+        bytes(4)?,
+        bytes(5)?,
+    ))
 }
 
 /// One page of a list query.

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod conformance;
 pub mod dims;
 mod error;
+pub mod log_key;
 mod model;
 pub mod rollup;
 pub mod tree;

@@ -207,6 +207,29 @@ pub struct StoredRecord {
     pub content_erased: bool,
 }
 
+impl StoredRecord {
+    /// A record from its stored columns. A leaf hash of the wrong size reads
+    /// as zeros, so that a record edited behind trail's back still reads and
+    /// then fails verification at its seq, as any changed leaf hash does.
+    pub fn from_columns(
+        seq: u64,
+        envelope: Vec<u8>,
+        leaf_hash: Vec<u8>,
+        has_content: bool,
+        salt: Option<Vec<u8>>,
+        body: Option<Vec<u8>>,
+    ) -> StoredRecord {
+        StoredRecord {
+            seq,
+            envelope,
+            leaf_hash: leaf_hash.try_into().unwrap_or([0; 32]),
+            content_erased: has_content && body.is_none(),
+            content: body,
+            content_salt: salt.and_then(|salt| <[u8; 32]>::try_from(salt).ok()),
+        }
+    }
+}
+
 /// One page of a list query.
 #[derive(Debug, Clone, Default)]
 pub struct Page {

@@ -52,6 +52,22 @@ fn agent(args: &[&str]) -> Command {
 }
 
 /// Runs the agent to its end (at most two minutes) and returns its JSON line.
+/// The agent against a server, with its spool dir.
+fn remote_agent(url: &str, key: &str, events: &str, session: &str, spool: &Path) -> Command {
+    let mut command = agent(&[
+        "--url",
+        url,
+        "--key",
+        key,
+        "--events",
+        events,
+        "--session",
+        session,
+    ]);
+    command.arg("--spool-dir").arg(spool);
+    command
+}
+
 fn run_agent(command: &mut Command) -> Value {
     let child = command.spawn().expect("spawn the agent");
     finish_agent(child)
@@ -143,22 +159,10 @@ fn sdk_agent_started_before_the_server_delivers_everything_once() {
     let session = marker("sdk-late");
     let n = 300;
     let url = format!("http://{addr}");
-    let child = agent(&[
-        "--url",
-        &url,
-        "--key",
-        &key,
-        "--events",
-        &n.to_string(),
-        "--session",
-        &session,
-        "--flush-timeout-secs",
-        "100",
-    ])
-    .arg("--spool-dir")
-    .arg(spool.path())
-    .spawn()
-    .expect("spawn the agent");
+    let child = remote_agent(&url, &key, &n.to_string(), &session, spool.path())
+        .args(["--flush-timeout-secs", "100"])
+        .spawn()
+        .expect("spawn the agent");
     std::thread::sleep(Duration::from_secs(5));
     let server = Server::start_in_at(dir.path(), addr);
     let out = finish_agent(child);
@@ -187,24 +191,10 @@ fn sdk_server_killed_mid_stream_loses_and_duplicates_nothing() {
     let mut server = Server::start_in_at(dir.path(), addr);
     let client = server.client(&key);
     let url = format!("http://{addr}");
-    let child = agent(&[
-        "--url",
-        &url,
-        "--key",
-        &key,
-        "--events",
-        &n.to_string(),
-        "--session",
-        &session,
-        "--delay-ms",
-        "2",
-        "--flush-timeout-secs",
-        "100",
-    ])
-    .arg("--spool-dir")
-    .arg(spool.path())
-    .spawn()
-    .expect("spawn the agent");
+    let child = remote_agent(&url, &key, &n.to_string(), &session, spool.path())
+        .args(["--delay-ms", "2", "--flush-timeout-secs", "100"])
+        .spawn()
+        .expect("spawn the agent");
     assert!(
         wait_until(Duration::from_secs(60), || client
             .total(&[("session_id", &session)])
@@ -234,22 +224,10 @@ fn sdk_agent_killed_while_spooling_delivers_its_spool_once_on_restart() {
     let session = marker("sdk-spool");
     let url = format!("http://{addr}");
     // The server is down: everything the agent records is spooled.
-    let mut child = agent(&[
-        "--url",
-        &url,
-        "--key",
-        &key,
-        "--events",
-        "100000",
-        "--session",
-        &session,
-        "--delay-ms",
-        "2",
-    ])
-    .arg("--spool-dir")
-    .arg(spool.path())
-    .spawn()
-    .expect("spawn the agent");
+    let mut child = remote_agent(&url, &key, "100000", &session, spool.path())
+        .args(["--delay-ms", "2"])
+        .spawn()
+        .expect("spawn the agent");
     assert!(
         wait_until(Duration::from_secs(60), || spooled_ids(spool.path()).len()
             >= 200),
@@ -300,19 +278,7 @@ fn sdk_disabled_records_nothing_and_writes_no_spool() {
     let spool_dir = spool.path().join("spool");
     let session = marker("sdk-off");
     let out = run_agent(
-        agent(&[
-            "--url",
-            &server.url,
-            "--key",
-            &key,
-            "--events",
-            "50",
-            "--session",
-            &session,
-        ])
-        .arg("--spool-dir")
-        .arg(&spool_dir)
-        .env("TRAIL_ENABLED", "false"),
+        remote_agent(&server.url, &key, "50", &session, &spool_dir).env("TRAIL_ENABLED", "false"),
     );
     assert_eq!(out["enabled"], false, "{out}");
     for name in ["recorded", "sent", "spooled", "dropped", "retried"] {
@@ -322,20 +288,13 @@ fn sdk_disabled_records_nothing_and_writes_no_spool() {
     assert!(!spool_dir.exists(), "a disabled recorder made its spool");
 
     // The same run enabled does record (so the check above can fail).
-    let out = run_agent(
-        agent(&[
-            "--url",
-            &server.url,
-            "--key",
-            &key,
-            "--events",
-            "50",
-            "--session",
-            &session,
-        ])
-        .arg("--spool-dir")
-        .arg(&spool_dir),
-    );
+    let out = run_agent(&mut remote_agent(
+        &server.url,
+        &key,
+        "50",
+        &session,
+        &spool_dir,
+    ));
     assert_eq!(counter(&out, "sent"), 50, "{out}");
     assert_eq!(server.admin().total(&[("session_id", &session)]), 50);
 }
