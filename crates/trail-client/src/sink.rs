@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use trail_core::event::{parse_events, Transport};
 use trail_core::note::SigningKey;
-use trail_core::record::prepare;
 use trail_store::{Store, Tenant};
 use trail_store_sqlite::{SqliteOptions, SqliteStore};
-use uuid::Uuid;
 
 /// Why a batch was not delivered.
 #[derive(Debug)]
@@ -186,21 +184,10 @@ impl Embedded {
         let mut salts = vec![0u8; 32 * events.len()];
         getrandom::fill(&mut salts).map_err(|e| SendError::Retry(e.to_string()))?;
         let mut prepared = Vec::with_capacity(events.len());
-        for (mut event, salt) in events.into_iter().zip(salts.chunks_exact(32)) {
-            if let Some(types) = &settings.record_types {
-                if !types.contains(&event.event_type) {
-                    continue;
-                }
-            }
-            event.transport.get_or_insert(Transport::Sdk);
+        for (event, salt) in events.into_iter().zip(salts.chunks_exact(32)) {
             let mut salt_bytes = [0u8; 32];
             salt_bytes.copy_from_slice(salt);
-            prepared.push(prepare(
-                event,
-                settings.content_policy,
-                salt_bytes,
-                Uuid::now_v7(),
-            ));
+            prepared.extend(settings.prepare(event, Transport::Sdk, salt_bytes));
         }
         if prepared.is_empty() {
             return Ok(());

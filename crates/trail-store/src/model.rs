@@ -2,8 +2,9 @@
 //! tenants, keys, settings, queries and their results.
 
 use serde::{Deserialize, Serialize};
-use trail_core::event::{EventType, Status, Transport};
+use trail_core::event::{Event, EventType, Status, Transport};
 use trail_core::policy::ContentPolicy;
+use trail_core::record::{prepare, PreparedEvent};
 use uuid::Uuid;
 
 /// A tenant: its internal id and its public name (the `tenant_id` of records).
@@ -114,6 +115,27 @@ impl Default for TenantSettings {
             record_types: None,
             audit_queries: false,
         }
+    }
+}
+
+impl TenantSettings {
+    /// Prepares one validated event for the store under these settings:
+    /// `None` when its type is not recorded; a missing transport becomes
+    /// `default_transport` (the way it arrived). `salt` is the event's
+    /// content-digest salt, from the caller's randomness.
+    pub fn prepare(
+        &self,
+        mut event: Event,
+        default_transport: Transport,
+        salt: [u8; 32],
+    ) -> Option<PreparedEvent> {
+        if let Some(types) = &self.record_types {
+            if !types.contains(&event.event_type) {
+                return None;
+            }
+        }
+        event.transport.get_or_insert(default_transport);
+        Some(prepare(event, self.content_policy, salt, Uuid::now_v7()))
     }
 }
 

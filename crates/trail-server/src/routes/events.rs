@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use trail_core::batch::{split_body, BatchError};
 use trail_core::event::{parse_event, parse_events, Transport};
 use trail_core::limits::MAX_REQUEST_BYTES;
-use trail_core::record::{flat_view, prepare, PreparedEvent};
+use trail_core::record::{flat_view, PreparedEvent};
 use trail_store::{StoredRecord, TenantSettings};
 use uuid::Uuid;
 
@@ -178,25 +178,17 @@ fn prepare_body(
         events: Vec::with_capacity(events.len()),
         skipped: Vec::with_capacity(events.len()),
     };
-    for (mut event, salt) in events.into_iter().zip(salts.chunks_exact(32)) {
-        if let Some(types) = &settings.record_types {
-            if !types.contains(&event.event_type) {
-                prepared
-                    .skipped
-                    .push(Some(event.id.unwrap_or_else(Uuid::now_v7)));
-                continue;
-            }
-        }
-        event.transport.get_or_insert(Transport::Http);
+    for (event, salt) in events.into_iter().zip(salts.chunks_exact(32)) {
+        let id = event.id;
         let mut salt_bytes = [0u8; 32];
         salt_bytes.copy_from_slice(salt);
-        prepared.events.push(prepare(
-            event,
-            settings.content_policy,
-            salt_bytes,
-            Uuid::now_v7(),
-        ));
-        prepared.skipped.push(None);
+        match settings.prepare(event, Transport::Http, salt_bytes) {
+            Some(event) => {
+                prepared.events.push(event);
+                prepared.skipped.push(None);
+            }
+            None => prepared.skipped.push(Some(id.unwrap_or_else(Uuid::now_v7))),
+        }
     }
     Ok(prepared)
 }
