@@ -167,7 +167,8 @@ impl Embedded {
             .store
             .settings(&self.tenant)
             .await
-            .map_err(|e| SendError::Retry(e.to_string()))?;
+            .map_err(|e| SendError::Retry(e.to_string()))?
+            .unwrap_or_default();
         let mut values = Vec::with_capacity(lines.len());
         for line in lines {
             values.push(serde_json::from_str(line).map_err(|e| SendError::Refused(e.to_string()))?);

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use trail_store::Store;
+use trail_store::{Store, TenantSettings};
 
 pub use log::LogSigner;
 pub use metrics::Metrics;
@@ -75,12 +75,19 @@ impl AppState {
             store,
             signer: Arc::new(signer),
             metrics: Arc::new(Metrics::default()),
-            settings: Arc::new(SettingsCache::default()),
+            settings: Arc::new(SettingsCache::new(TenantSettings::default())),
             prepare_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
             ingest_slots: Arc::new(tokio::sync::Semaphore::new(INGEST_SLOTS)),
         }
+    }
+
+    /// The settings of tenants that never set their own (from
+    /// `TRAIL_RETENTION_DAYS`, `TRAIL_CONTENT_POLICY`, `TRAIL_RECORD_TYPES`).
+    pub fn with_default_settings(mut self, defaults: TenantSettings) -> Self {
+        self.settings = Arc::new(SettingsCache::new(defaults));
+        self
     }
 }
 

@@ -11,12 +11,35 @@ use trail_store::{Store, StoreError, Tenant, TenantSettings};
 
 const TTL: Duration = Duration::from_secs(2);
 
+/// The cache, and the server-wide defaults of tenants that never set any.
 #[derive(Default)]
 pub struct SettingsCache {
     entries: Mutex<HashMap<i64, (Instant, TenantSettings)>>,
+    defaults: TenantSettings,
 }
 
 impl SettingsCache {
+    /// A cache whose tenants without settings get `defaults`.
+    pub fn new(defaults: TenantSettings) -> Self {
+        SettingsCache {
+            entries: Mutex::default(),
+            defaults,
+        }
+    }
+
+    /// The tenant's settings, read from the store (no cache).
+    pub async fn read(
+        &self,
+        store: &dyn Store,
+        tenant: &Tenant,
+    ) -> Result<TenantSettings, StoreError> {
+        Ok(store
+            .settings(tenant)
+            .await?
+            .unwrap_or_else(|| self.defaults.clone()))
+    }
+
+    /// The tenant's settings, at most two seconds old.
     pub async fn get(
         &self,
         store: &dyn Store,
@@ -29,7 +52,7 @@ impl SettingsCache {
                 }
             }
         }
-        let settings = store.settings(tenant).await?;
+        let settings = self.read(store, tenant).await?;
         if let Ok(mut entries) = self.entries.lock() {
             entries.insert(tenant.id, (Instant::now(), settings.clone()));
         }

@@ -160,15 +160,19 @@ pub async fn revoke_key(
 }
 
 /// Settings of a tenant.
-pub async fn settings(tx: &Transaction<'_>, tenant: &Tenant) -> Result<TenantSettings, StoreError> {
+pub async fn settings(
+    tx: &Transaction<'_>,
+    tenant: &Tenant,
+) -> Result<Option<TenantSettings>, StoreError> {
     let stmt = tx
         .prepare_cached("SELECT body FROM settings WHERE tenant_id = $1")
         .await
         .map_err(db)?;
     let row = tx.query_opt(&stmt, &[&tenant.id]).await.map_err(db)?;
     match row {
-        None => Ok(TenantSettings::default()),
+        None => Ok(None),
         Some(row) => serde_json::from_str(row.get(0))
+            .map(Some)
             .map_err(|error| StoreError::Corrupt(format!("settings of {}: {error}", tenant.name))),
     }
 }

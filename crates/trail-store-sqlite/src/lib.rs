@@ -282,7 +282,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn settings(&self, tenant: &Tenant) -> Result<TenantSettings, StoreError> {
+    async fn settings(&self, tenant: &Tenant) -> Result<Option<TenantSettings>, StoreError> {
         let tenant = tenant.clone();
         self.read(move |conn| admin::settings(conn, &tenant)).await
     }
@@ -376,6 +376,23 @@ impl Store for SqliteStore {
 
     fn keeps_tree_level(&self, level: u8) -> bool {
         tree::is_stored_level(level)
+    }
+
+    async fn retire(
+        &self,
+        _tenant: &Tenant,
+        _cutoff: i64,
+        _batch: u32,
+    ) -> Result<trail_store::RetireOutcome, StoreError> {
+        Err(StoreError::Backend("retire: not implemented yet".into()))
+    }
+
+    async fn retired(&self, _tenant: &Tenant) -> Result<u64, StoreError> {
+        Err(StoreError::Backend("retired: not implemented yet".into()))
+    }
+
+    async fn erase_user(&self, _tenant: &Tenant, _user_id: &str) -> Result<u64, StoreError> {
+        Err(StoreError::Backend("erase_user: not implemented yet".into()))
     }
 
     fn writer_metrics(&self) -> WriterMetrics {

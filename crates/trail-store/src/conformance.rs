@@ -42,6 +42,8 @@ macro_rules! conformance_tests {
             keys_round_trip_and_revoke,
             settings_round_trip,
             tree_roots_proofs_and_checkpoints_match_the_records,
+            retirement_keeps_every_proof,
+            erasure_removes_content_and_keeps_envelopes,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -959,10 +961,7 @@ pub async fn keys_round_trip_and_revoke(store: Arc<dyn Store>) {
 pub async fn settings_round_trip(store: Arc<dyn Store>) {
     let one = store.ensure_tenant("one").await.expect("tenant");
     let two = store.ensure_tenant("two").await.expect("tenant");
-    assert_eq!(
-        store.settings(&one).await.expect("get"),
-        TenantSettings::default()
-    );
+    assert_eq!(store.settings(&one).await.expect("get"), None);
     let settings = TenantSettings {
         retention_days: Some(30),
         content_policy: ContentPolicy::Full,
@@ -970,11 +969,8 @@ pub async fn settings_round_trip(store: Arc<dyn Store>) {
         audit_queries: true,
     };
     store.put_settings(&one, &settings).await.expect("put");
-    assert_eq!(store.settings(&one).await.expect("get"), settings);
-    assert_eq!(
-        store.settings(&two).await.expect("get"),
-        TenantSettings::default()
-    );
+    assert_eq!(store.settings(&one).await.expect("get"), Some(settings));
+    assert_eq!(store.settings(&two).await.expect("get"), None);
     let names: BTreeSet<String> = [one.name, two.name].into_iter().collect();
     assert_eq!(names.len(), 2);
 }
@@ -1091,4 +1087,296 @@ pub async fn tree_roots_proofs_and_checkpoints_match_the_records(store: Arc<dyn 
         Some(root_100)
     );
     assert_eq!(store.checkpoint(&tenant, 99).await.expect("by size"), None);
+}
+
+async fn stats_total(store: &dyn Store, tenant: &Tenant, filters: Filters) -> (u64, u64) {
+    let stats = store
+        .stats(
+            &scope(tenant),
+            &StatsQuery {
+                filters,
+                bucket: BucketWidth::Hour,
+                top: 10,
+            },
+        )
+        .await
+        .expect("stats");
+    let by_type: u64 = stats.by_type.iter().map(|(_, n)| n).sum();
+    let in_buckets: u64 = stats.buckets.iter().map(|b| b.count).sum();
+    assert_eq!(by_type, stats.total, "by_type sums to the total");
+    assert_eq!(in_buckets, stats.total, "buckets sum to the total");
+    (stats.total, stats.errors)
+}
+
+/// Retirement deletes whole old commits from the start of the log, keeps
+/// every leaf hash (roots and proofs unchanged, old and new sizes), keeps
+/// queries, counts and stats consistent, and lets the log grow on.
+pub async fn retirement_keeps_every_proof(store: Arc<dyn Store>) {
+    use trail_core::merkle;
+    let tenant = store.ensure_tenant("t").await.expect("tenant");
+    let other = store.ensure_tenant("o").await.expect("tenant");
+    let data = dataset(120);
+    store
+        .append(&other, events(&data[..10]))
+        .await
+        .expect("append other");
+    let mut accepted = Vec::new();
+    for range in [0..7, 7..30, 30..50] {
+        accepted.extend(
+            store
+                .append(&tenant, events(&data[range]))
+                .await
+                .expect("append old"),
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let cutoff = crate::retention::now_micros();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    for range in [50..90, 90..120] {
+        accepted.extend(
+            store
+                .append(&tenant, events(&data[range]))
+                .await
+                .expect("append new"),
+        );
+    }
+    let leaves: Vec<[u8; 32]> = store
+        .tree_nodes(&tenant, 0, 0, 120)
+        .await
+        .expect("leaves")
+        .into_iter()
+        .map(|(_, hash)| hash)
+        .collect();
+    let root_120 = store.root(&tenant, 120).await.expect("root");
+    let errors_after_50 = data[50..]
+        .iter()
+        .filter(|e| e["status"] == "error")
+        .count() as u64;
+    assert_eq!(store.retired(&tenant).await.expect("retired"), 0);
+
+    // A batch smaller than a commit still retires whole commits.
+    assert_eq!(
+        store.retire(&tenant, cutoff, 5).await.expect("retire"),
+        crate::RetireOutcome::Retired {
+            first_seq: 0,
+            end_seq: 50
+        }
+    );
+    assert_eq!(store.retired(&tenant).await.expect("retired"), 50);
+    assert_eq!(store.log_size(&tenant).await.expect("size"), 120);
+    let remaining = all(&*store, &scope(&tenant), Filters::default()).await;
+    let seqs: Vec<u64> = remaining
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, (50..120).collect::<Vec<_>>());
+    assert_eq!(count(&*store, &scope(&tenant), &Filters::default()).await, 70);
+    let u1 = Filters {
+        user_id: Some("u1".into()),
+        ..Filters::default()
+    };
+    let u1_after_50 = data[50..].iter().filter(|e| e["user_id"] == "u1").count();
+    assert_eq!(count(&*store, &scope(&tenant), &u1).await, u1_after_50 as u64);
+    assert_eq!(
+        all(&*store, &scope(&tenant), u1.clone()).await.len(),
+        u1_after_50
+    );
+    assert_eq!(
+        stats_total(&*store, &tenant, Filters::default()).await,
+        (70, errors_after_50)
+    );
+    let (u1_stats, _) = stats_total(&*store, &tenant, u1).await;
+    assert_eq!(u1_stats, u1_after_50 as u64);
+    for gone in [0usize, 6, 7, 49] {
+        assert_eq!(
+            store
+                .get(&scope(&tenant), accepted[gone].id)
+                .await
+                .expect("get"),
+            None,
+            "retired seq {gone} is gone"
+        );
+    }
+    assert!(store
+        .get(&scope(&tenant), accepted[50].id)
+        .await
+        .expect("get")
+        .is_some());
+
+    // Every leaf hash is kept, so every root and proof is unchanged.
+    let kept: Vec<[u8; 32]> = store
+        .tree_nodes(&tenant, 0, 0, 120)
+        .await
+        .expect("leaves")
+        .into_iter()
+        .map(|(_, hash)| hash)
+        .collect();
+    assert_eq!(kept, leaves, "leaf hashes of retired records are kept");
+    assert_eq!(store.root(&tenant, 120).await.expect("root"), root_120);
+    for size in [1u64, 7, 30, 31, 64, 120] {
+        assert_eq!(
+            store.root(&tenant, size).await.expect("root"),
+            merkle::root_of(&leaves[..size as usize]),
+            "root of {size}"
+        );
+    }
+    for (seq, size) in [(50, 120), (77, 120), (119, 120), (50, 51), (60, 64)] {
+        let proof = store
+            .inclusion_proof(&tenant, seq, size)
+            .await
+            .expect("inclusion");
+        merkle::verify_inclusion(
+            &leaves[seq as usize],
+            seq,
+            size,
+            &proof,
+            &merkle::root_of(&leaves[..size as usize]),
+        )
+        .unwrap_or_else(|e| panic!("inclusion of {seq} in {size}: {e}"));
+    }
+    for from in [1u64, 7, 29, 50, 64] {
+        let proof = store
+            .consistency_proof(&tenant, from, 120)
+            .await
+            .expect("consistency");
+        merkle::verify_consistency(
+            from,
+            120,
+            &proof,
+            &merkle::root_of(&leaves[..from as usize]),
+            &root_120,
+        )
+        .unwrap_or_else(|e| panic!("consistency {from} -> 120: {e}"));
+    }
+
+    // Nothing more is old enough; another tenant is untouched.
+    assert_eq!(
+        store.retire(&tenant, cutoff, 5).await.expect("retire"),
+        crate::RetireOutcome::Retired {
+            first_seq: 50,
+            end_seq: 50
+        }
+    );
+    assert_eq!(store.retired(&other).await.expect("retired"), 0);
+    assert_eq!(count(&*store, &scope(&other), &Filters::default()).await, 10);
+
+    // The log grows on, and may be retired entirely; seqs never restart.
+    let more = store
+        .append(&tenant, events(&data[..3]))
+        .await
+        .expect("append");
+    assert_eq!(more[0].seq, 120);
+    let mut all_leaves = leaves.clone();
+    all_leaves.extend(more.iter().map(|a| a.leaf_hash));
+    assert_eq!(
+        store.root(&tenant, 123).await.expect("root"),
+        merkle::root_of(&all_leaves)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let now = crate::retention::now_micros() + 1;
+    assert_eq!(
+        store.retire(&tenant, now, 1000).await.expect("retire"),
+        crate::RetireOutcome::Retired {
+            first_seq: 50,
+            end_seq: 123
+        }
+    );
+    assert_eq!(store.log_size(&tenant).await.expect("size"), 123);
+    assert_eq!(count(&*store, &scope(&tenant), &Filters::default()).await, 0);
+    assert_eq!(stats_total(&*store, &tenant, Filters::default()).await, (0, 0));
+    let after = store
+        .append(&tenant, events(&data[3..4]))
+        .await
+        .expect("append after retiring everything");
+    assert_eq!(after[0].seq, 123);
+    all_leaves.push(after[0].leaf_hash);
+    assert_eq!(
+        store.root(&tenant, 124).await.expect("root"),
+        merkle::root_of(&all_leaves)
+    );
+    let proof = store
+        .inclusion_proof(&tenant, 123, 124)
+        .await
+        .expect("inclusion");
+    merkle::verify_inclusion(&all_leaves[123], 123, 124, &proof, &merkle::root_of(&all_leaves))
+        .expect("inclusion of the newest record");
+}
+
+/// Erasure deletes the content and salt of one user's records and nothing
+/// else: envelopes, leaf hashes, other users' content and roots stay.
+pub async fn erasure_removes_content_and_keeps_envelopes(store: Arc<dyn Store>) {
+    let tenant = store.ensure_tenant("t").await.expect("tenant");
+    let make = |i: usize, user: Option<&str>| {
+        let mut value = json!({
+            "type": "llm_call",
+            "name": "chat",
+            "input": format!("secret input {i}"),
+            "output": format!("answer {i}"),
+            "input_summary": format!("summary {i}"),
+        });
+        if let Some(user) = user {
+            value["user_id"] = json!(user);
+            value["user_email"] = json!(format!("{user}@example.com"));
+        }
+        event(value, ContentPolicy::Full)
+    };
+    let users = [Some("u1"), Some("u2"), Some("u1"), None, Some("u1"), Some("u2")];
+    let accepted = store
+        .append(
+            &tenant,
+            users
+                .iter()
+                .enumerate()
+                .map(|(i, user)| make(i, *user))
+                .collect(),
+        )
+        .await
+        .expect("append");
+    let mut before = Vec::new();
+    for a in &accepted {
+        let record = store
+            .get(&scope(&tenant), a.id)
+            .await
+            .expect("get")
+            .expect("present");
+        assert!(record.content.is_some());
+        before.push(record);
+    }
+    let root = store.root(&tenant, 6).await.expect("root");
+    assert_eq!(store.erase_user(&tenant, "u1").await.expect("erase"), 3);
+    assert_eq!(store.erase_user(&tenant, "u1").await.expect("again"), 0);
+    assert_eq!(store.erase_user(&tenant, "nobody").await.expect("none"), 0);
+    for (i, a) in accepted.iter().enumerate() {
+        let record = store
+            .get(&scope(&tenant), a.id)
+            .await
+            .expect("get")
+            .expect("the envelope stays");
+        assert_eq!(record.envelope, before[i].envelope);
+        assert_eq!(record.leaf_hash, before[i].leaf_hash);
+        if users[i] == Some("u1") {
+            assert_eq!(record.content, None, "seq {i}");
+            assert_eq!(record.content_salt, None, "seq {i}");
+            assert!(record.content_erased, "seq {i}");
+        } else {
+            assert_eq!(record.content, before[i].content, "seq {i}");
+            assert!(!record.content_erased, "seq {i}");
+        }
+    }
+    let page = store
+        .query(
+            &ReadScope {
+                tenant: tenant.clone(),
+                bound_user: Some("u1".into()),
+            },
+            &EventQuery {
+                limit: 10,
+                ..EventQuery::default()
+            },
+        )
+        .await
+        .expect("query");
+    assert_eq!(page.records.len(), 3);
+    assert!(page.records.iter().all(|r| r.content_erased && r.content.is_none()));
+    assert_eq!(store.root(&tenant, 6).await.expect("root"), root);
 }

@@ -15,6 +15,7 @@ pub mod dims;
 mod error;
 pub mod log_key;
 mod model;
+pub mod retention;
 pub mod rollup;
 pub mod tree;
 pub mod varint;
@@ -75,8 +76,9 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a key revoked; `NotFound` when the tenant has no such key.
     async fn revoke_key(&self, tenant: &Tenant, key_id: &str) -> Result<ApiKey, StoreError>;
 
-    /// The tenant's settings (defaults where never set).
-    async fn settings(&self, tenant: &Tenant) -> Result<TenantSettings, StoreError>;
+    /// The tenant's settings; `None` when never set (the server's defaults
+    /// apply then).
+    async fn settings(&self, tenant: &Tenant) -> Result<Option<TenantSettings>, StoreError>;
 
     /// Replaces the tenant's settings.
     async fn put_settings(
@@ -114,8 +116,8 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Stored complete-subtree hashes of one level with index in
-    /// `[start, end)`, in index order (level 0: the leaf hashes; a level the
-    /// backend does not keep is empty).
+    /// `[start, end)`, in index order (level 0: the leaf hashes, of retired
+    /// records too; a level the backend does not keep is empty).
     async fn tree_nodes(
         &self,
         tenant: &Tenant,
@@ -148,6 +150,33 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every kept checkpoint, oldest first.
     async fn checkpoints(&self, tenant: &Tenant) -> Result<Vec<StoredCheckpoint>, StoreError>;
+
+    /// Retires the oldest records of the tenant's log that were received
+    /// before `cutoff` (unix µs): deletes them from the start of the log,
+    /// whole commits at a time and about `batch` records per transaction,
+    /// and keeps their leaf hashes (see [`Store::tree_nodes`]) so that every
+    /// root and proof still computes. Stops at the first record received at
+    /// or after `cutoff`, so what remains is always a suffix of the log.
+    /// Adjusts the stats rollups. Only one retirement per tenant runs at a
+    /// time, across every server on the database: a second one gets
+    /// [`RetireOutcome::Busy`] and does nothing.
+    async fn retire(
+        &self,
+        tenant: &Tenant,
+        cutoff: i64,
+        batch: u32,
+    ) -> Result<RetireOutcome, StoreError>;
+
+    /// How many records were retired: seqs below this are gone (their leaf
+    /// hashes are kept).
+    async fn retired(&self, tenant: &Tenant) -> Result<u64, StoreError>;
+
+    /// Deletes the content and salt of every record of the tenant whose
+    /// `user_id` is `user_id`, keeping the envelopes (they then read as
+    /// `content_erased`), and leaves no copy of the deleted bytes in the
+    /// database's own files where the backend can ensure that. Returns how
+    /// many records lost content now.
+    async fn erase_user(&self, tenant: &Tenant, user_id: &str) -> Result<u64, StoreError>;
 
     /// Counters of the ingest writer, for `/metrics`.
     fn writer_metrics(&self) -> writer::WriterMetrics;

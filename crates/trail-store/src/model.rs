@@ -344,3 +344,18 @@ pub struct StoredCheckpoint {
     /// When it was cut, unix microseconds.
     pub created_at: i64,
 }
+
+/// The outcome of [`Store::retire`](crate::Store::retire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireOutcome {
+    /// Another retirement of this tenant is running; nothing was done.
+    Busy,
+    /// The records with seq in `[first_seq, end_seq)` were retired (none
+    /// when the range is empty).
+    Retired {
+        /// First retired seq.
+        first_seq: u64,
+        /// One past the last retired seq.
+        end_seq: u64,
+    },
+}

@@ -104,6 +104,20 @@ pub fn merge_encoded(stored: &[u8], histogram: &Histogram) -> Result<Vec<u8>, St
     Ok(encoder.out)
 }
 
+/// The stored form of a stored histogram minus `histogram` (what retiring
+/// records does to the rollup rows they were counted in); counts never go
+/// below zero and buckets that reach zero are dropped.
+pub fn subtract_encoded(stored: &[u8], histogram: &Histogram) -> Result<Vec<u8>, StoreError> {
+    let mut encoder = Encoder::with_capacity(stored.len());
+    decode_each(stored, |bucket, count| {
+        let left = count.saturating_sub(histogram.get(&bucket).copied().unwrap_or(0));
+        if left > 0 {
+            encoder.push(bucket, left);
+        }
+    })?;
+    Ok(encoder.out)
+}
+
 /// Calls `each(bucket, count)` for every entry of a stored histogram.
 pub fn decode_each(bytes: &[u8], mut each: impl FnMut(u32, u64)) -> Result<(), StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("rollup histogram: {what}"));
@@ -532,5 +546,23 @@ mod tests {
         assert_eq!((a.total, a.errors), (4, 1));
         assert_eq!(a.p50_duration_ms, Some(107));
         assert_eq!(a.buckets.len(), 1);
+    }
+
+    #[test]
+    fn subtracting_undoes_merging() {
+        let mut base = Histogram::new();
+        base.insert(3, 2);
+        base.insert(bucket_of(5_000), 7);
+        let mut added = Histogram::new();
+        added.insert(3, 1);
+        added.insert(9, 4);
+        let merged = merge_encoded(&encode(&base), &added).expect("merge");
+        assert_eq!(subtract_encoded(&merged, &added).expect("sub"), encode(&base));
+        assert_eq!(subtract_encoded(&merged, &{
+            let mut all = base.clone();
+            all.insert(3, 3);
+            all.insert(9, 4);
+            all
+        }).expect("sub"), Vec::<u8>::new());
     }
 }

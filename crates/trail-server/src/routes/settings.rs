@@ -33,7 +33,7 @@ pub async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let caller = authenticate(&*state.store, &headers).await?;
     caller.require_admin()?;
-    let settings = state.store.settings(&caller.tenant).await?;
+    let settings = state.settings.read(&*state.store, &caller.tenant).await?;
     Ok(Json(settings_json(&settings)))
 }
 
@@ -46,7 +46,7 @@ pub async fn update(
     let caller = authenticate(&*state.store, &headers).await?;
     caller.require_admin()?;
     let fields = params::json_object(&body)?;
-    let mut settings = state.store.settings(&caller.tenant).await?;
+    let mut settings = state.settings.read(&*state.store, &caller.tenant).await?;
     let mut errors = Vec::new();
     for (name, value) in &fields {
         let problem = match name.as_str() {

@@ -1,0 +1,205 @@
+//! The sanctioned deletions and trail's own audit events, shared by the
+//! server (hourly sweep, `POST /v1/retention/run`, `POST /v1/erasure`, read
+//! auditing) and the CLI (`trail retention run`, `trail erase`).
+//!
+//! Every deletion is itself recorded in the tenant's log as an
+//! `api_request` event (transport `system`): `retention.sweep` with the seq
+//! range retired, `erasure` with the user and the number of records. These
+//! events bypass the tenant's `record_types` allowlist: trail's own audit
+//! trail is not optional.
+
+use serde_json::{json, Map, Value};
+use trail_core::event::{parse_event, Event, Transport};
+use trail_core::policy::ContentPolicy;
+use uuid::Uuid;
+
+use crate::{Accepted, RetireOutcome, Store, StoreError, Tenant};
+
+/// Records retired per transaction (whole commits are kept together, so a
+/// transaction may hold a few more).
+pub const BATCH: u32 = 10_000;
+
+/// Microseconds in one unit of an age (`s`, `m`, `h`, `d`).
+fn unit_micros(unit: char) -> Option<i64> {
+    Some(match unit {
+        's' => 1_000_000,
+        'm' => 60_000_000,
+        'h' => 3_600_000_000,
+        'd' => 86_400_000_000,
+        _ => return None,
+    })
+}
+
+/// Parses an age such as `90d`, `12h`, `30m` or `45s` into microseconds.
+pub fn parse_age(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let bad = || format!("{text:?} is not an age: a positive integer followed by s, m, h or d (for example 90d)");
+    let unit = text.chars().last().ok_or_else(bad)?;
+    let micros = unit_micros(unit).ok_or_else(bad)?;
+    let number: i64 = text[..text.len() - 1].parse().map_err(|_| bad())?;
+    if number <= 0 {
+        return Err(bad());
+    }
+    number
+        .checked_mul(micros)
+        .filter(|age| *age <= 36_500 * 86_400_000_000)
+        .ok_or_else(|| format!("{text:?} is longer than 100 years"))
+}
+
+/// The time now, unix microseconds.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// One of trail's own events: an `api_request` named `name`, status ok,
+/// with `metadata`; `key_id` (the API key that caused it) goes into the
+/// metadata as `key_id`. Fails only when the metadata breaks an event limit.
+pub fn trail_event(
+    name: &str,
+    key_id: Option<&str>,
+    mut metadata: Map<String, Value>,
+) -> Result<Event, StoreError> {
+    if let Some(key_id) = key_id {
+        metadata.insert("key_id".into(), Value::from(key_id));
+    }
+    let value = json!({
+        "type": "api_request",
+        "name": name,
+        "status": "ok",
+        "transport": Transport::System.as_str(),
+        "metadata": metadata,
+    });
+    parse_event(value).map_err(|errors| {
+        let first = errors.into_iter().next();
+        StoreError::Invalid {
+            field: first.as_ref().map_or_else(String::new, |e| e.field.clone()),
+            message: first.map_or_else(String::new, |e| e.message),
+        }
+    })
+}
+
+/// Appends trail's own events to the tenant's log under its content policy.
+pub async fn record(
+    store: &dyn Store,
+    tenant: &Tenant,
+    policy: ContentPolicy,
+    events: Vec<Event>,
+) -> Result<Vec<Accepted>, StoreError> {
+    let mut prepared = Vec::with_capacity(events.len());
+    for event in events {
+        let mut salt = [0u8; 32];
+        getrandom::fill(&mut salt).map_err(StoreError::backend)?;
+        prepared.push(trail_core::record::prepare(
+            event,
+            policy,
+            salt,
+            Uuid::now_v7(),
+        ));
+    }
+    store.append(tenant, prepared).await
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swept {
+    /// Another sweep of this tenant was running.
+    Busy,
+    /// Nothing was old enough.
+    Nothing,
+    /// Records `[first_seq, end_seq)` were retired and `event` records it.
+    Retired {
+        /// First retired seq.
+        first_seq: u64,
+        /// One past the last retired seq.
+        end_seq: u64,
+        /// The `retention.sweep` event.
+        event: Accepted,
+    },
+}
+
+/// Retires the tenant's records received before `cutoff` (unix µs) and,
+/// when any were, records one `retention.sweep` event.
+pub async fn sweep(
+    store: &dyn Store,
+    tenant: &Tenant,
+    cutoff: i64,
+    policy: ContentPolicy,
+    key_id: Option<&str>,
+) -> Result<Swept, StoreError> {
+    let (first_seq, end_seq) = match store.retire(tenant, cutoff, BATCH).await? {
+        RetireOutcome::Busy => return Ok(Swept::Busy),
+        RetireOutcome::Retired { first_seq, end_seq } if first_seq < end_seq => {
+            (first_seq, end_seq)
+        }
+        RetireOutcome::Retired { .. } => return Ok(Swept::Nothing),
+    };
+    let mut metadata = Map::new();
+    metadata.insert("first_seq".into(), first_seq.into());
+    metadata.insert("last_seq".into(), (end_seq - 1).into());
+    metadata.insert("count".into(), (end_seq - first_seq).into());
+    metadata.insert(
+        "received_before".into(),
+        trail_core::time::format_rfc3339(cutoff).into(),
+    );
+    let event = trail_event("retention.sweep", key_id, metadata)?;
+    let accepted = record(store, tenant, policy, vec![event]).await?;
+    Ok(Swept::Retired {
+        first_seq,
+        end_seq,
+        event: accepted.into_iter().next().ok_or_else(|| {
+            StoreError::Backend("the store accepted no sweep event".into())
+        })?,
+    })
+}
+
+/// Erases the content of every record of `user_id` and records one
+/// `erasure` event (naming the user and how many records lost content).
+pub async fn erase(
+    store: &dyn Store,
+    tenant: &Tenant,
+    user_id: &str,
+    policy: ContentPolicy,
+    key_id: Option<&str>,
+) -> Result<(u64, Accepted), StoreError> {
+    let erased = store.erase_user(tenant, user_id).await?;
+    let mut metadata = Map::new();
+    metadata.insert("user_id".into(), user_id.into());
+    metadata.insert("records".into(), erased.into());
+    let event = trail_event("erasure", key_id, metadata)?;
+    let accepted = record(store, tenant, policy, vec![event]).await?;
+    let event = accepted
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Backend("the store accepted no erasure event".into()))?;
+    Ok((erased, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages() {
+        assert_eq!(parse_age("90d"), Ok(90 * 86_400_000_000));
+        assert_eq!(parse_age("12h"), Ok(12 * 3_600_000_000));
+        assert_eq!(parse_age("30m"), Ok(30 * 60_000_000));
+        assert_eq!(parse_age("45s"), Ok(45_000_000));
+        for bad in ["", "d", "0d", "-1d", "90", "90w", "1.5d", "99999999999d"] {
+            assert!(parse_age(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn own_events_parse() {
+        let mut metadata = Map::new();
+        metadata.insert("count".into(), 3.into());
+        let event = trail_event("retention.sweep", Some("k1"), metadata).expect("valid");
+        assert_eq!(event.name, "retention.sweep");
+        assert_eq!(event.transport, Some(Transport::System));
+        let metadata = event.metadata.expect("metadata");
+        assert_eq!(metadata["key_id"], "k1");
+        assert_eq!(metadata["count"], 3);
+    }
+}
