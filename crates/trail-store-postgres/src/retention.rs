@@ -15,6 +15,8 @@
 //! batches, then runs `VACUUM content` as the owner, so the deleted row
 //! versions are removed from the table, not only hidden.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::{ClientWrapper, Object, Pool, Transaction};
 use trail_store::dims::DimKind;
 use trail_store::rollup::{subtract_encoded, Deltas, HOUR};
@@ -178,53 +180,136 @@ async fn retire_batch(
     Ok((lo as u64, hi as u64))
 }
 
-/// Subtracts the retired records from their rollup rows (locked, as the
-/// writer's merge locks them), deleting the rows left with no record.
+/// Rollup keys (hour, type, status, name) as columns, for `unnest`.
+#[derive(Default)]
+struct Keys {
+    hour: Vec<i64>,
+    event_type: Vec<i16>,
+    status: Vec<i16>,
+    name: Vec<String>,
+}
+
+impl Keys {
+    fn push(&mut self, (hour, event_type, status, name): (i64, i16, i16, String)) {
+        self.hour.push(hour);
+        self.event_type.push(event_type);
+        self.status.push(status);
+        self.name.push(name);
+    }
+}
+
+/// Subtracts the retired records from their rollup rows: the rows are read
+/// and locked (as the writer's merge locks them), subtracted here, and
+/// written back with one UPDATE; rows left with no record are deleted.
 async fn subtract_rollups(
     tx: &Transaction<'_>,
     tenant: i64,
     deltas: Deltas<(i64, i16, i16, String)>,
 ) -> Result<(), StoreError> {
+    let mut keys = Keys::default();
+    let mut retired = HashMap::with_capacity(deltas.len());
+    for (key, row) in deltas.into_rows() {
+        keys.push(key.clone());
+        retired.insert(key, row);
+    }
+    let first_hour = keys.hour.iter().copied().min().unwrap_or(0);
+    let last_hour = keys.hour.iter().copied().max().unwrap_or(-1);
+    // The hour bounds keep the lookup on the key's (tenant, hour) prefix
+    // whatever join the planner picks.
     let read = tx
         .prepare_cached(
-            "SELECT n, durations FROM rollups WHERE tenant_id = $1 AND hour = $2 AND type = $3 \
-             AND status = $4 AND name = $5 FOR UPDATE",
+            "SELECT r.hour, r.type, r.status, r.name, r.n, r.durations \
+             FROM unnest($2::bigint[], $3::smallint[], $4::smallint[], $5::text[]) \
+             AS u(hour, type, status, name) \
+             JOIN rollups r ON r.tenant_id = $1 AND r.hour >= $6 AND r.hour <= $7 \
+             AND r.hour = u.hour AND r.type = u.type AND r.status = u.status AND r.name = u.name \
+             FOR UPDATE OF r",
         )
         .await
         .map_err(db)?;
-    let write = tx
-        .prepare_cached(
-            "UPDATE rollups SET n = $6, durations = $7 WHERE tenant_id = $1 AND hour = $2 \
-             AND type = $3 AND status = $4 AND name = $5",
+    let stored = tx
+        .query(
+            &read,
+            &[
+                &tenant,
+                &keys.hour,
+                &keys.event_type,
+                &keys.status,
+                &keys.name,
+                &first_hour,
+                &last_hour,
+            ],
         )
         .await
         .map_err(db)?;
-    let delete = tx
-        .prepare_cached(
-            "DELETE FROM rollups WHERE tenant_id = $1 AND hour = $2 AND type = $3 AND status = $4 \
-             AND name = $5",
-        )
-        .await
-        .map_err(db)?;
-    // A batch spans few (hour, type, status, name) keys: one round trip or
-    // two per key.
-    for ((hour, event_type, status, name), (n, histogram)) in deltas.into_rows() {
-        let key: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-            [&tenant, &hour, &event_type, &status, &name];
-        let Some(row) = tx.query_opt(&read, &key).await.map_err(db)? else {
-            // Rollups are derived data: a missing row has nothing to undo.
-            continue;
+    // Rollups are derived data: a row missing here has nothing to undo.
+    let (mut left, mut counts, mut durations) = (Keys::default(), Vec::new(), Vec::new());
+    let mut empty = Keys::default();
+    for row in &stored {
+        let key: (i64, i16, i16, String) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        let Some((n, histogram)) = retired.get(&key) else {
+            return Err(StoreError::Backend(
+                "a rollup row read back does not match its key".into(),
+            ));
         };
-        let left = row.get::<_, i64>(0).saturating_sub(clamp(n));
-        if left <= 0 {
-            tx.execute(&delete, &key).await.map_err(db)?;
+        let n = row.get::<_, i64>(4).saturating_sub(clamp(*n));
+        if n > 0 {
+            durations.push(subtract_encoded(row.get::<_, &[u8]>(5), histogram)?);
+            counts.push(n);
+            left.push(key);
         } else {
-            let durations = subtract_encoded(row.get::<_, &[u8]>(1), &histogram)?;
-            let mut params = key.to_vec();
-            params.push(&left);
-            params.push(&durations);
-            tx.execute(&write, &params).await.map_err(db)?;
+            empty.push(key);
         }
+    }
+    if !counts.is_empty() {
+        let write = tx
+            .prepare_cached(
+                "UPDATE rollups r SET n = u.n, durations = u.durations \
+                 FROM unnest($2::bigint[], $3::smallint[], $4::smallint[], $5::text[], \
+                 $6::bigint[], $7::bytea[]) AS u(hour, type, status, name, n, durations) \
+                 WHERE r.tenant_id = $1 AND r.hour = u.hour AND r.type = u.type \
+                 AND r.status = u.status AND r.name = u.name",
+            )
+            .await
+            .map_err(db)?;
+        tx.execute(
+            &write,
+            &[
+                &tenant,
+                &left.hour,
+                &left.event_type,
+                &left.status,
+                &left.name,
+                &counts,
+                &durations,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    }
+    if !empty.hour.is_empty() {
+        let delete = tx
+            .prepare_cached(
+                "DELETE FROM rollups r \
+                 USING unnest($2::bigint[], $3::smallint[], $4::smallint[], $5::text[]) \
+                 AS u(hour, type, status, name) \
+                 WHERE r.tenant_id = $1 AND r.hour = u.hour AND r.type = u.type \
+                 AND r.status = u.status AND r.name = u.name",
+            )
+            .await
+            .map_err(db)?;
+        tx.execute(
+            &delete,
+            &[
+                &tenant,
+                &empty.hour,
+                &empty.event_type,
+                &empty.status,
+                &empty.name,
+            ],
+        )
+        .await
+        .map_err(db)?;
     }
     Ok(())
 }

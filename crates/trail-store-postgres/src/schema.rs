@@ -30,7 +30,8 @@ use crate::{pg_error, APP_ROLE};
 const MIGRATION_LOCK: i64 = 0x7472_6169_6c00_0001;
 
 /// The migrations, in order; index + 1 is the version they lead to.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name       text NOT NULL UNIQUE,
@@ -223,7 +224,8 @@ CREATE POLICY tenant_rows ON rollups USING
     (tenant_id = (SELECT NULLIF(current_setting('trail.tenant', true), '')::bigint));
 REVOKE ALL ON rollups FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE ON rollups TO trail_app;
-"#, r#"
+"#,
+    r#"
 -- Retention and erasure (issue 6). trail_app keeps no UPDATE or DELETE on
 -- records, content, tree_nodes or checkpoints: the only deletions are the
 -- ones the SECURITY DEFINER functions below make, for the tenant of the
@@ -374,7 +376,8 @@ GRANT EXECUTE ON FUNCTION trail_retire_range(bigint, bigint, integer),
 -- which trail_app already updates in place); a row whose count reaches zero
 -- is deleted.
 GRANT DELETE ON rollups TO trail_app;
-"#];
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
