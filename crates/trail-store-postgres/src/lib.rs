@@ -6,7 +6,8 @@
 //! does `SET ROLE` to that role, which has no UPDATE or DELETE on records,
 //! content, tree nodes and checkpoints and sees only the rows of the tenant
 //! named by the per-transaction setting `trail.tenant` (row-level security),
-//! even when the URL names a superuser.
+//! even when the URL names a superuser. Retention and erasure delete only
+//! through narrow SECURITY DEFINER functions (`retention.rs`).
 
 mod admin;
 mod commit;

@@ -15,7 +15,11 @@
 //!   sees no rows, and an insert for another tenant is refused.
 //! - Triggers refuse UPDATE, DELETE and TRUNCATE of those tables for anyone
 //!   (a second wall against a superuser's slip; a superuser who disables
-//!   them is caught by `trail verify`).
+//!   them is caught by `trail verify`). The one exception, from migration 2:
+//!   a DELETE of records or content inside `trail_retire` or
+//!   `trail_erase_user`, SECURITY DEFINER functions for the transaction's
+//!   tenant only, which mark their transaction in `trail_sanction` (a table
+//!   the role cannot write) while they delete.
 //! - `rollups` (hourly counts and duration histograms behind stats) is
 //!   derived data: the role may UPDATE it, under the same row-level security.
 //! - The few lookups that must cross tenants (an API key by its id, whether
