@@ -140,10 +140,7 @@ pub fn revoke_key(conn: &Connection, tenant: &Tenant, key_id: &str) -> Result<Ap
 }
 
 /// Settings of a tenant.
-pub fn settings(
-    conn: &Connection,
-    tenant: &Tenant,
-) -> Result<Option<TenantSettings>, StoreError> {
+pub fn settings(conn: &Connection, tenant: &Tenant) -> Result<Option<TenantSettings>, StoreError> {
     let body: Option<String> = conn
         .prepare_cached("SELECT body FROM settings WHERE tenant_id = ?1")
         .and_then(|mut stmt| stmt.query_row([tenant.id], |row| row.get(0)).optional())

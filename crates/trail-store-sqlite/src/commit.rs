@@ -76,7 +76,8 @@ impl SqliteCommitter {
         let (next_seq, received_at) = match last {
             // received_at never goes backwards within a log, whatever the clock does.
             Some((seq, received_at)) => (seq as u64 + 1, received_at.max(now)),
-            None => (0, now),
+            // Empty, or every record retired: the log goes on after them.
+            None => (crate::retention::retired(&self.conn, tenant.id)?, now),
         };
         let range = match self.ranges.get(&tenant.id) {
             Some(range) if range.size() == next_seq => range.clone(),

@@ -12,10 +12,12 @@ mod commit;
 mod dims;
 mod postings;
 mod read;
+mod retention;
 mod rollup;
 mod schema;
 mod tree;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -24,8 +26,8 @@ use rusqlite::{Connection, OpenFlags};
 use trail_core::record::PreparedEvent;
 use trail_store::writer::{Writer, WriterConfig, WriterMetrics};
 use trail_store::{
-    Accepted, ApiKey, EventQuery, Page, ReadScope, Stats, StatsQuery, Store, StoreError,
-    StoredCheckpoint, StoredRecord, Tenant, TenantSettings,
+    Accepted, ApiKey, EventQuery, Page, ReadScope, RetireOutcome, Stats, StatsQuery, Store,
+    StoreError, StoredCheckpoint, StoredRecord, Tenant, TenantSettings,
 };
 use uuid::Uuid;
 
@@ -66,6 +68,32 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Mutex<Vec<Connection>>>,
     checkpointer: Checkpointer,
+    /// Tenants whose retirement runs now.
+    retiring: Arc<Mutex<HashSet<i64>>>,
+}
+
+/// A tenant's claim on running its retirement, released on drop.
+struct Running {
+    set: Arc<Mutex<HashSet<i64>>>,
+    tenant: i64,
+}
+
+impl Running {
+    fn claim(set: &Arc<Mutex<HashSet<i64>>>, tenant: i64) -> Option<Running> {
+        let claimed = set.lock().ok()?.insert(tenant);
+        claimed.then(|| Running {
+            set: Arc::clone(set),
+            tenant,
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.tenant);
+        }
+    }
 }
 
 impl SqliteStore {
@@ -96,6 +124,7 @@ impl SqliteStore {
             writer,
             readers: Arc::new(Mutex::new(Vec::new())),
             checkpointer,
+            retiring: Arc::default(),
         })
     }
 
@@ -206,6 +235,9 @@ fn connect(path: &Path, cache_kib: u32) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "cache_size", -i64::from(cache_kib))
         .map_err(StoreError::backend)?;
     conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(StoreError::backend)?;
+    // Deleted content (retention, erasure) is overwritten, not just freed.
+    conn.pragma_update(None, "secure_delete", "ON")
         .map_err(StoreError::backend)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -380,19 +412,46 @@ impl Store for SqliteStore {
 
     async fn retire(
         &self,
-        _tenant: &Tenant,
-        _cutoff: i64,
-        _batch: u32,
-    ) -> Result<trail_store::RetireOutcome, StoreError> {
-        Err(StoreError::Backend("retire: not implemented yet".into()))
+        tenant: &Tenant,
+        cutoff: i64,
+        batch: u32,
+    ) -> Result<RetireOutcome, StoreError> {
+        // One retirement per tenant in this process; other processes on
+        // the same file are serialized per batch by BEGIN IMMEDIATE, and
+        // each batch starts from what is retired by then.
+        let Some(_running) = Running::claim(&self.retiring, tenant.id) else {
+            return Ok(RetireOutcome::Busy);
+        };
+        let tenant = tenant.id;
+        let first = self
+            .read(move |conn| retention::retired(conn, tenant))
+            .await?;
+        let mut end = first;
+        loop {
+            let (from, to) = self
+                .read(move |conn| retention::retire_batch(conn, tenant, cutoff, batch))
+                .await?;
+            if from == to {
+                break;
+            }
+            end = to;
+        }
+        Ok(RetireOutcome::Retired {
+            first_seq: first,
+            end_seq: end.max(first),
+        })
     }
 
-    async fn retired(&self, _tenant: &Tenant) -> Result<u64, StoreError> {
-        Err(StoreError::Backend("retired: not implemented yet".into()))
+    async fn retired(&self, tenant: &Tenant) -> Result<u64, StoreError> {
+        let tenant = tenant.id;
+        self.read(move |conn| retention::retired(conn, tenant))
+            .await
     }
 
-    async fn erase_user(&self, _tenant: &Tenant, _user_id: &str) -> Result<u64, StoreError> {
-        Err(StoreError::Backend("erase_user: not implemented yet".into()))
+    async fn erase_user(&self, tenant: &Tenant, user_id: &str) -> Result<u64, StoreError> {
+        let (tenant, user_id) = (tenant.id, user_id.to_owned());
+        self.read(move |conn| retention::erase_user(conn, tenant, &user_id))
+            .await
     }
 
     fn writer_metrics(&self) -> WriterMetrics {

@@ -85,6 +85,30 @@ fn last_segment(conn: &Connection, tenant: i64) -> Result<Option<i64>, StoreErro
         .map_err(StoreError::backend)
 }
 
+/// Deletes the blocks of retired records (every seq below `end`). Retiring
+/// whole commits keeps every block wholly on one side of `end`.
+pub fn retire(conn: &Connection, tenant: i64, end: i64) -> Result<(), StoreError> {
+    if end <= 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "DELETE FROM postings WHERE tenant_id = ?1 AND segment <= ?2 AND last_seq < ?3",
+    )
+    .and_then(|mut stmt| stmt.execute(params![tenant, segment(end - 1), end]))
+    .map_err(StoreError::backend)?;
+    Ok(())
+}
+
+/// Every seq of one dim, ascending.
+pub fn all_seqs(conn: &Connection, tenant: i64, dim: i64) -> Result<Vec<i64>, StoreError> {
+    let mut list = PostingList::new(conn, tenant, vec![dim], false, None)?;
+    let mut seqs = Vec::new();
+    while let Some(seq) = list.next(conn)? {
+        seqs.push(seq);
+    }
+    Ok(seqs)
+}
+
 /// How many seqs a dim holds.
 pub fn count(conn: &Connection, tenant: i64, dim: i64) -> Result<i64, StoreError> {
     let Some(last) = last_segment(conn, tenant)? else {

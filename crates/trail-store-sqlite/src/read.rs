@@ -410,7 +410,7 @@ fn page_in_window(
 /// Every match of the plan.
 fn count(conn: &Connection, tenant: i64, plan: &Plan) -> Result<u64, StoreError> {
     if plan.lists.is_empty() && plan.from.is_none() && plan.to.is_none() {
-        return log_size(conn, tenant);
+        return Ok(log_size(conn, tenant)? - crate::retention::retired(conn, tenant)?);
     }
     if plan.lists.is_empty() {
         // Whole hours count from their lists; the edge hours by a scan of
@@ -504,7 +504,11 @@ pub fn log_size(conn: &Connection, tenant: i64) -> Result<u64, StoreError> {
             stmt.query_row([start, end], |row| row.get(0))
         })
         .map_err(StoreError::backend)?;
-    Ok(last.map_or(0, |seq| seq as u64 + 1))
+    match last {
+        Some(seq) => Ok(seq as u64 + 1),
+        // Empty, or every record retired.
+        None => crate::retention::retired(conn, tenant),
+    }
 }
 
 const STATS_COLUMNS: &str = "r.ts, r.type, r.status, r.name_dim, r.duration_ms";

@@ -12,7 +12,7 @@
 //! answer are shared with the other backends (`trail_store::rollup`).
 
 use rusqlite::{params, Connection, OptionalExtension};
-use trail_store::rollup::{encode, merge_encoded, Deltas};
+use trail_store::rollup::{encode, merge_encoded, subtract_encoded, Deltas};
 use trail_store::{Stats, StoreError};
 
 pub use trail_store::rollup::HOUR;
@@ -34,6 +34,16 @@ impl Pending {
 
     /// Merges everything into the `rollups` table.
     pub fn flush(self, conn: &Connection) -> Result<(), StoreError> {
+        self.apply(conn, false)
+    }
+
+    /// Takes everything back out of the `rollups` table (the records were
+    /// retired).
+    pub fn retract(self, conn: &Connection) -> Result<(), StoreError> {
+        self.apply(conn, true)
+    }
+
+    fn apply(self, conn: &Connection, subtract: bool) -> Result<(), StoreError> {
         let mut read = conn
             .prepare_cached(
                 "SELECT n, durations FROM rollups WHERE tenant_id = ?1 AND hour = ?2 \
@@ -54,10 +64,15 @@ impl Pending {
                 .optional()
                 .map_err(StoreError::backend)?;
             let durations = match existing {
+                Some((stored, bytes)) if subtract => {
+                    n = (stored - n).max(0);
+                    subtract_encoded(&bytes, &histogram)?
+                }
                 Some((stored, bytes)) => {
                     n += stored;
                     merge_encoded(&bytes, &histogram)?
                 }
+                None if subtract => continue,
                 None => encode(&histogram),
             };
             write

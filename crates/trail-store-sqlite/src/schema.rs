@@ -27,13 +27,20 @@
 //! - `content` holds the erasable part (salt and JCS content) apart from the
 //!   envelope, so erasure never touches a leaf.
 //! - Triggers abort UPDATE and DELETE on records, postings, content, tree
-//!   nodes and checkpoints.
+//!   nodes and checkpoints. The only deletions let through are the
+//!   sanctioned ones (migration 2): retention deletes records, their content
+//!   and postings, erasure deletes content, each inside a transaction that
+//!   first inserts its guard row into `sanction` and deletes it before
+//!   committing (see `retention.rs`), so the table is always empty outside
+//!   them and an ordinary DELETE still aborts. UPDATE always aborts.
+//! - Retired records keep their leaf hashes in `tree_nodes` at level 0.
 
 use rusqlite::Connection;
 use trail_store::StoreError;
 
 /// The migrations, in order; index + 1 is the version they lead to.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     id         INTEGER PRIMARY KEY,
     name       TEXT NOT NULL UNIQUE,
@@ -137,7 +144,28 @@ CREATE TRIGGER content_append_only_update BEFORE UPDATE ON content
 BEGIN SELECT RAISE(ABORT, 'trail: content is append-only'); END;
 CREATE TRIGGER content_append_only_delete BEFORE DELETE ON content
 BEGIN SELECT RAISE(ABORT, 'trail: content is append-only'); END;
-"#];
+"#,
+    r#"
+CREATE TABLE sanction (
+    kind TEXT NOT NULL CHECK (kind IN ('retire', 'erase'))
+);
+CREATE TRIGGER sanction_stays_empty AFTER INSERT ON sanction
+WHEN (SELECT count(*) FROM sanction) > 1
+BEGIN SELECT RAISE(ABORT, 'trail: one sanctioned deletion at a time'); END;
+DROP TRIGGER records_append_only_delete;
+CREATE TRIGGER records_append_only_delete BEFORE DELETE ON records
+WHEN NOT EXISTS (SELECT 1 FROM sanction WHERE kind = 'retire')
+BEGIN SELECT RAISE(ABORT, 'trail: records are append-only'); END;
+DROP TRIGGER postings_append_only_delete;
+CREATE TRIGGER postings_append_only_delete BEFORE DELETE ON postings
+WHEN NOT EXISTS (SELECT 1 FROM sanction WHERE kind = 'retire')
+BEGIN SELECT RAISE(ABORT, 'trail: postings are append-only'); END;
+DROP TRIGGER content_append_only_delete;
+CREATE TRIGGER content_append_only_delete BEFORE DELETE ON content
+WHEN NOT EXISTS (SELECT 1 FROM sanction)
+BEGIN SELECT RAISE(ABORT, 'trail: content is append-only'); END;
+"#,
+];
 
 /// Bits of the rowid that hold the seq; the tenant id sits above them.
 pub const SEQ_BITS: u32 = 40;

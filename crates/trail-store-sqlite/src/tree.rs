@@ -1,5 +1,6 @@
 //! The Merkle tree of each tenant's log as sqlite keeps it: level-0 hashes
-//! are the records' `leaf_hash`, complete subtrees at level 1 and up are in
+//! are the records' `leaf_hash` (and, for retired records, level-0 rows of
+//! `tree_nodes`), complete subtrees at level 1 and up are in
 //! `tree_nodes` (written by the writer in the same transaction as their
 //! leaves), and signed checkpoints in `checkpoints`. Roots and proofs are
 //! computed by `trail_core::merkle` from O(log n) stored nodes; nothing on a
@@ -96,9 +97,13 @@ pub fn nodes(
     end: u64,
 ) -> Result<Vec<(u64, Hash)>, StoreError> {
     let mut out = Vec::new();
+    // Level 0: the records' leaf hashes, and those of retired records
+    // (kept in `tree_nodes` at level 0; the two never overlap).
     let (sql, low, high) = if level == 0 {
         (
-            "SELECT seq, leaf_hash FROM records WHERE rid >= ?1 AND rid < ?2 ORDER BY rid",
+            "SELECT idx, hash FROM tree_nodes WHERE tenant_id = ?3 AND level = 0 \
+             AND idx >= ?4 AND idx < ?5 \
+             UNION ALL SELECT seq, leaf_hash FROM records WHERE rid >= ?1 AND rid < ?2 ORDER BY 1",
             rid(tenant, start as i64),
             rid(tenant, end as i64),
         )
@@ -111,7 +116,13 @@ pub fn nodes(
     };
     let mut stmt = conn.prepare_cached(sql).map_err(StoreError::backend)?;
     let mut rows = if level == 0 {
-        stmt.query(params![low, high])
+        stmt.query(params![
+            low,
+            high,
+            tenant,
+            start.min(i64::MAX as u64) as i64,
+            end.min(i64::MAX as u64) as i64
+        ])
     } else {
         stmt.query(params![low, high, tenant, level])
     }

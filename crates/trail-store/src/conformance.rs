@@ -1148,10 +1148,7 @@ pub async fn retirement_keeps_every_proof(store: Arc<dyn Store>) {
         .map(|(_, hash)| hash)
         .collect();
     let root_120 = store.root(&tenant, 120).await.expect("root");
-    let errors_after_50 = data[50..]
-        .iter()
-        .filter(|e| e["status"] == "error")
-        .count() as u64;
+    let errors_after_50 = data[50..].iter().filter(|e| e["status"] == "error").count() as u64;
     assert_eq!(store.retired(&tenant).await.expect("retired"), 0);
 
     // A batch smaller than a commit still retires whole commits.
@@ -1170,13 +1167,19 @@ pub async fn retirement_keeps_every_proof(store: Arc<dyn Store>) {
         .map(|e| e["seq"].as_u64().expect("seq"))
         .collect();
     assert_eq!(seqs, (50..120).collect::<Vec<_>>());
-    assert_eq!(count(&*store, &scope(&tenant), &Filters::default()).await, 70);
+    assert_eq!(
+        count(&*store, &scope(&tenant), &Filters::default()).await,
+        70
+    );
     let u1 = Filters {
         user_id: Some("u1".into()),
         ..Filters::default()
     };
     let u1_after_50 = data[50..].iter().filter(|e| e["user_id"] == "u1").count();
-    assert_eq!(count(&*store, &scope(&tenant), &u1).await, u1_after_50 as u64);
+    assert_eq!(
+        count(&*store, &scope(&tenant), &u1).await,
+        u1_after_50 as u64
+    );
     assert_eq!(
         all(&*store, &scope(&tenant), u1.clone()).await.len(),
         u1_after_50
@@ -1258,7 +1261,10 @@ pub async fn retirement_keeps_every_proof(store: Arc<dyn Store>) {
         }
     );
     assert_eq!(store.retired(&other).await.expect("retired"), 0);
-    assert_eq!(count(&*store, &scope(&other), &Filters::default()).await, 10);
+    assert_eq!(
+        count(&*store, &scope(&other), &Filters::default()).await,
+        10
+    );
 
     // The log grows on, and may be retired entirely; seqs never restart.
     let more = store
@@ -1282,8 +1288,14 @@ pub async fn retirement_keeps_every_proof(store: Arc<dyn Store>) {
         }
     );
     assert_eq!(store.log_size(&tenant).await.expect("size"), 123);
-    assert_eq!(count(&*store, &scope(&tenant), &Filters::default()).await, 0);
-    assert_eq!(stats_total(&*store, &tenant, Filters::default()).await, (0, 0));
+    assert_eq!(
+        count(&*store, &scope(&tenant), &Filters::default()).await,
+        0
+    );
+    assert_eq!(
+        stats_total(&*store, &tenant, Filters::default()).await,
+        (0, 0)
+    );
     let after = store
         .append(&tenant, events(&data[3..4]))
         .await
@@ -1298,8 +1310,14 @@ pub async fn retirement_keeps_every_proof(store: Arc<dyn Store>) {
         .inclusion_proof(&tenant, 123, 124)
         .await
         .expect("inclusion");
-    merkle::verify_inclusion(&all_leaves[123], 123, 124, &proof, &merkle::root_of(&all_leaves))
-        .expect("inclusion of the newest record");
+    merkle::verify_inclusion(
+        &all_leaves[123],
+        123,
+        124,
+        &proof,
+        &merkle::root_of(&all_leaves),
+    )
+    .expect("inclusion of the newest record");
 }
 
 /// Erasure deletes the content and salt of one user's records and nothing
@@ -1320,7 +1338,14 @@ pub async fn erasure_removes_content_and_keeps_envelopes(store: Arc<dyn Store>) 
         }
         event(value, ContentPolicy::Full)
     };
-    let users = [Some("u1"), Some("u2"), Some("u1"), None, Some("u1"), Some("u2")];
+    let users = [
+        Some("u1"),
+        Some("u2"),
+        Some("u1"),
+        None,
+        Some("u1"),
+        Some("u2"),
+    ];
     let accepted = store
         .append(
             &tenant,
@@ -1377,6 +1402,9 @@ pub async fn erasure_removes_content_and_keeps_envelopes(store: Arc<dyn Store>) 
         .await
         .expect("query");
     assert_eq!(page.records.len(), 3);
-    assert!(page.records.iter().all(|r| r.content_erased && r.content.is_none()));
+    assert!(page
+        .records
+        .iter()
+        .all(|r| r.content_erased && r.content.is_none()));
     assert_eq!(store.root(&tenant, 6).await.expect("root"), root);
 }

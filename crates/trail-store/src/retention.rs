@@ -33,7 +33,11 @@ fn unit_micros(unit: char) -> Option<i64> {
 /// Parses an age such as `90d`, `12h`, `30m` or `45s` into microseconds.
 pub fn parse_age(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let bad = || format!("{text:?} is not an age: a positive integer followed by s, m, h or d (for example 90d)");
+    let bad = || {
+        format!(
+            "{text:?} is not an age: a positive integer followed by s, m, h or d (for example 90d)"
+        )
+    };
     let unit = text.chars().last().ok_or_else(bad)?;
     let micros = unit_micros(unit).ok_or_else(bad)?;
     let number: i64 = text[..text.len() - 1].parse().map_err(|_| bad())?;
@@ -148,9 +152,10 @@ pub async fn sweep(
     Ok(Swept::Retired {
         first_seq,
         end_seq,
-        event: accepted.into_iter().next().ok_or_else(|| {
-            StoreError::Backend("the store accepted no sweep event".into())
-        })?,
+        event: accepted
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Backend("the store accepted no sweep event".into()))?,
     })
 }
 

@@ -557,12 +557,19 @@ mod tests {
         added.insert(3, 1);
         added.insert(9, 4);
         let merged = merge_encoded(&encode(&base), &added).expect("merge");
-        assert_eq!(subtract_encoded(&merged, &added).expect("sub"), encode(&base));
-        assert_eq!(subtract_encoded(&merged, &{
-            let mut all = base.clone();
-            all.insert(3, 3);
-            all.insert(9, 4);
-            all
-        }).expect("sub"), Vec::<u8>::new());
+        assert_eq!(
+            subtract_encoded(&merged, &added).expect("sub"),
+            encode(&base)
+        );
+        assert_eq!(
+            subtract_encoded(&merged, &{
+                let mut all = base.clone();
+                all.insert(3, 3);
+                all.insert(9, 4);
+                all
+            })
+            .expect("sub"),
+            Vec::<u8>::new()
+        );
     }
 }
