@@ -97,17 +97,17 @@ impl ServeArgs {
         }
         if let Some(value) = file
             .default_retention_days
-            .filter(|_| unset("retention_days"))
+            .filter(|_| unset("default_retention_days"))
         {
             self.defaults.retention_days = Some(value.to_string());
         }
         if let Some(value) = file
             .default_content_policy
-            .filter(|_| unset("content_policy"))
+            .filter(|_| unset("default_content_policy"))
         {
             self.defaults.content_policy = Some(value);
         }
-        if let Some(value) = file.default_record_types.filter(|_| unset("record_types")) {
+        if let Some(value) = file.default_record_types.filter(|_| unset("default_record_types")) {
             self.defaults.record_types = Some(value.join(","));
         }
         Ok(())

@@ -23,6 +23,7 @@ pub struct DefaultSettingsArgs {
     /// Retention in days of tenants that never set settings (unset: keep
     /// forever).
     #[arg(
+        id = "default_retention_days",
         long = "default-retention-days",
         env = "TRAIL_RETENTION_DAYS",
         value_name = "DAYS"
@@ -31,6 +32,7 @@ pub struct DefaultSettingsArgs {
     /// Content policy of tenants that never set settings: hash, summary or
     /// full (default hash).
     #[arg(
+        id = "default_content_policy",
         long = "default-content-policy",
         env = "TRAIL_CONTENT_POLICY",
         value_name = "POLICY"
@@ -39,6 +41,7 @@ pub struct DefaultSettingsArgs {
     /// Comma-separated event types recorded for tenants that never set
     /// settings (unset: every type).
     #[arg(
+        id = "default_record_types",
         long = "default-record-types",
         env = "TRAIL_RECORD_TYPES",
         value_name = "TYPES"
