@@ -107,7 +107,10 @@ impl ServeArgs {
         {
             self.defaults.content_policy = Some(value);
         }
-        if let Some(value) = file.default_record_types.filter(|_| unset("default_record_types")) {
+        if let Some(value) = file
+            .default_record_types
+            .filter(|_| unset("default_record_types"))
+        {
             self.defaults.record_types = Some(value.join(","));
         }
         Ok(())

@@ -837,6 +837,15 @@ impl Client {
             .unwrap_or_else(|| panic!("no total in {answer}"))
     }
 
+    /// [`Client::total`] without trail's own events (transport `system`:
+    /// the `events.read` / `events.export` records of reads, sweeps,
+    /// erasures).
+    pub fn total_recorded(&self, filters: &[(&str, &str)]) -> u64 {
+        let mut system = filters.to_vec();
+        system.push(("transport", "system"));
+        self.total(filters) - self.total(&system)
+    }
+
     /// `GET /v1/healthz` answers 200.
     pub fn assert_healthy(&self) {
         let response = self.get("/healthz");
