@@ -6,12 +6,14 @@
 //! does `SET ROLE` to that role, which has no UPDATE or DELETE on records,
 //! content, tree nodes and checkpoints and sees only the rows of the tenant
 //! named by the per-transaction setting `trail.tenant` (row-level security),
-//! even when the URL names a superuser.
+//! even when the URL names a superuser. Retention and erasure delete only
+//! through narrow SECURITY DEFINER functions (`retention.rs`).
 
 mod admin;
 mod commit;
 mod dims;
 mod read;
+mod retention;
 mod schema;
 mod stats;
 mod tree;
@@ -19,13 +21,15 @@ mod tree;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
+use deadpool_postgres::{
+    ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction,
+};
 use tokio_postgres::NoTls;
 use trail_core::record::PreparedEvent;
 use trail_store::writer::{Writer, WriterConfig, WriterMetrics};
 use trail_store::{
-    Accepted, ApiKey, EventQuery, Page, ReadScope, Stats, StatsQuery, Store, StoreError,
-    StoredCheckpoint, StoredRecord, Tenant, TenantSettings,
+    Accepted, ApiKey, EventQuery, Page, ReadScope, RetireOutcome, Stats, StatsQuery, Store,
+    StoreError, StoredCheckpoint, StoredRecord, Tenant, TenantSettings,
 };
 use uuid::Uuid;
 
@@ -144,7 +148,7 @@ pub(crate) fn scope_sql(tenant: Option<i64>) -> String {
 
 /// Opens a transaction as the application role, scoped to `tenant`.
 pub(crate) async fn begin(
-    client: &mut Object,
+    client: &mut ClientWrapper,
     tenant: Option<i64>,
 ) -> Result<Transaction<'_>, StoreError> {
     let tx = client.transaction().await.map_err(db)?;
@@ -388,19 +392,20 @@ impl Store for PostgresStore {
 
     async fn retire(
         &self,
-        _tenant: &Tenant,
-        _cutoff: i64,
-        _batch: u32,
-    ) -> Result<trail_store::RetireOutcome, StoreError> {
-        Err(StoreError::Backend("retire: not implemented yet".into()))
+        tenant: &Tenant,
+        cutoff: i64,
+        batch: u32,
+    ) -> Result<RetireOutcome, StoreError> {
+        retention::retire(&self.pool, tenant.id, cutoff, batch).await
     }
 
-    async fn retired(&self, _tenant: &Tenant) -> Result<u64, StoreError> {
-        Err(StoreError::Backend("retired: not implemented yet".into()))
+    async fn retired(&self, tenant: &Tenant) -> Result<u64, StoreError> {
+        let id = tenant.id;
+        in_tx!(self, Some(id), |tx| retention::retired(tx, id))
     }
 
-    async fn erase_user(&self, _tenant: &Tenant, _user_id: &str) -> Result<u64, StoreError> {
-        Err(StoreError::Backend("erase_user: not implemented yet".into()))
+    async fn erase_user(&self, tenant: &Tenant, user_id: &str) -> Result<u64, StoreError> {
+        retention::erase_user(&self.pool, tenant.id, user_id).await
     }
 
     fn writer_metrics(&self) -> WriterMetrics {

@@ -15,7 +15,11 @@
 //!   sees no rows, and an insert for another tenant is refused.
 //! - Triggers refuse UPDATE, DELETE and TRUNCATE of those tables for anyone
 //!   (a second wall against a superuser's slip; a superuser who disables
-//!   them is caught by `trail verify`).
+//!   them is caught by `trail verify`). The one exception, from migration 2:
+//!   a DELETE of records or content inside `trail_retire` or
+//!   `trail_erase_user`, SECURITY DEFINER functions for the transaction's
+//!   tenant only, which mark their transaction in `trail_sanction` (a table
+//!   the role cannot write) while they delete.
 //! - `rollups` (hourly counts and duration histograms behind stats) is
 //!   derived data: the role may UPDATE it, under the same row-level security.
 //! - The few lookups that must cross tenants (an API key by its id, whether
@@ -30,7 +34,8 @@ use crate::{pg_error, APP_ROLE};
 const MIGRATION_LOCK: i64 = 0x7472_6169_6c00_0001;
 
 /// The migrations, in order; index + 1 is the version they lead to.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name       text NOT NULL UNIQUE,
@@ -223,7 +228,160 @@ CREATE POLICY tenant_rows ON rollups USING
     (tenant_id = (SELECT NULLIF(current_setting('trail.tenant', true), '')::bigint));
 REVOKE ALL ON rollups FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE ON rollups TO trail_app;
-"#];
+"#,
+    r#"
+-- Retention and erasure (issue 6). trail_app keeps no UPDATE or DELETE on
+-- records, content, tree_nodes or checkpoints: the only deletions are the
+-- ones the SECURITY DEFINER functions below make, for the tenant of the
+-- transaction's `trail.tenant` setting only.
+
+-- The guard: a row holding the id of a transaction that a sanctioned
+-- function is deleting in. Only the functions write it (trail_app has no
+-- privilege on it): each inserts its transaction's id first and deletes it
+-- before returning, so a failure rolls the row back with everything else.
+CREATE TABLE trail_sanction (txid bigint PRIMARY KEY);
+REVOKE ALL ON trail_sanction FROM PUBLIC;
+
+-- DELETE on records and content passes only while the transaction holds a
+-- guard row; UPDATE and TRUNCATE still abort for everyone. A statement-level
+-- trigger checks once per DELETE, not once per row of a 10,000-row batch.
+CREATE FUNCTION trail_sanctioned_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM public.trail_sanction WHERE txid = txid_current()) THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'trail: table % is append-only', TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+DROP TRIGGER records_append_only ON records;
+CREATE TRIGGER records_append_only BEFORE UPDATE ON records
+    FOR EACH ROW EXECUTE FUNCTION trail_append_only();
+CREATE TRIGGER records_sanctioned_delete BEFORE DELETE ON records
+    FOR EACH STATEMENT EXECUTE FUNCTION trail_sanctioned_delete();
+DROP TRIGGER content_append_only ON content;
+CREATE TRIGGER content_append_only BEFORE UPDATE ON content
+    FOR EACH ROW EXECUTE FUNCTION trail_append_only();
+CREATE TRIGGER content_sanctioned_delete BEFORE DELETE ON content
+    FOR EACH STATEMENT EXECUTE FUNCTION trail_sanctioned_delete();
+
+-- The next batch a retirement of the tenant takes: [first_seq, end_seq).
+-- first_seq is the first remaining seq (the retired leaves are level 0 of
+-- tree_nodes, always [0, first_seq)); the batch walks at most p_limit
+-- records from there, and ends after the last commit (one received_at per
+-- commit, non-decreasing in seq) received before p_cutoff among them, so a
+-- first commit larger than p_limit is still taken whole. Empty when the
+-- first remaining record is not old enough. One statement, one snapshot.
+-- Invoker's rights: trail_app calls it under row-level security to read the
+-- batch's rows before trail_retire deletes them.
+CREATE FUNCTION trail_retire_range(p_tenant bigint, p_cutoff bigint, p_limit integer)
+RETURNS TABLE (first_seq bigint, end_seq bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+    WITH w AS (
+        SELECT coalesce((SELECT t.idx + 1 FROM public.tree_nodes t
+            WHERE t.tenant_id = p_tenant AND t.level = 0 ORDER BY t.idx DESC LIMIT 1), 0) AS w
+    ), last AS (
+        SELECT max(s.received_at) AS r FROM (
+            SELECT r.received_at FROM public.records r, w
+            WHERE r.tenant_id = p_tenant AND r.seq >= w.w ORDER BY r.seq LIMIT greatest(p_limit, 1)
+        ) s WHERE s.received_at < p_cutoff
+    )
+    SELECT w.w, CASE WHEN last.r IS NULL THEN w.w ELSE coalesce(
+        (SELECT r.seq FROM public.records r WHERE r.tenant_id = p_tenant AND r.seq >= w.w
+            AND r.received_at > last.r ORDER BY r.seq LIMIT 1),
+        (SELECT r.seq + 1 FROM public.records r WHERE r.tenant_id = p_tenant
+            ORDER BY r.seq DESC LIMIT 1)) END
+    FROM w, last
+$$;
+
+-- Retires the next batch (trail_retire_range) of the tenant of the
+-- transaction's `trail.tenant` setting (any other is refused): keeps the
+-- batch's leaf hashes as level 0 of tree_nodes, deletes its content and
+-- records, and returns the range. The log head is locked first, so the
+-- batch never races a commit of this tenant; a second retirement of the
+-- same batch fails on the tree_nodes key instead of retiring twice.
+CREATE FUNCTION trail_retire(p_tenant bigint, p_cutoff bigint, p_limit integer)
+RETURNS TABLE (first_seq bigint, end_seq bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    lo bigint;
+    hi bigint;
+    kept bigint;
+    deleted bigint;
+BEGIN
+    IF p_tenant IS DISTINCT FROM NULLIF(current_setting('trail.tenant', true), '')::bigint THEN
+        RAISE EXCEPTION 'trail_retire: tenant % is not the tenant of this transaction', p_tenant
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    PERFORM 1 FROM public.log_heads h WHERE h.tenant_id = p_tenant FOR UPDATE;
+    SELECT b.first_seq, b.end_seq INTO lo, hi
+        FROM public.trail_retire_range(p_tenant, p_cutoff, p_limit) b;
+    IF hi > lo THEN
+        INSERT INTO public.trail_sanction (txid) VALUES (txid_current());
+        INSERT INTO public.tree_nodes (tenant_id, level, idx, hash)
+            SELECT r.tenant_id, 0, r.seq, r.leaf_hash FROM public.records r
+            WHERE r.tenant_id = p_tenant AND r.seq >= lo AND r.seq < hi;
+        GET DIAGNOSTICS kept = ROW_COUNT;
+        DELETE FROM public.content c WHERE c.tenant_id = p_tenant AND c.seq >= lo AND c.seq < hi;
+        DELETE FROM public.records r WHERE r.tenant_id = p_tenant AND r.seq >= lo AND r.seq < hi;
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        DELETE FROM public.trail_sanction s WHERE s.txid = txid_current();
+        IF kept <> hi - lo OR deleted <> hi - lo THEN
+            RAISE EXCEPTION 'trail_retire: seqs [%, %) of tenant % are not all present', lo, hi, p_tenant
+                USING ERRCODE = 'data_corrupted';
+        END IF;
+    END IF;
+    RETURN QUERY SELECT lo, hi;
+END $$;
+
+-- Deletes the content (salt and body) of the records of the transaction's
+-- tenant whose user_id is p_user, at most p_limit of them with seq >=
+-- p_from, in seq order; the records stay (they read as content_erased).
+-- p_dim is the user's entry in the dims index, which finds the records;
+-- user_id is checked on each. Returns how many content rows it deleted and
+-- the seq to go on from (NULL when done).
+CREATE FUNCTION trail_erase_user(p_tenant bigint, p_user text, p_dim text, p_from bigint,
+    p_limit integer)
+RETURNS TABLE (erased bigint, next_from bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    seqs bigint[];
+    deleted bigint;
+BEGIN
+    IF p_tenant IS DISTINCT FROM NULLIF(current_setting('trail.tenant', true), '')::bigint THEN
+        RAISE EXCEPTION 'trail_erase_user: tenant % is not the tenant of this transaction', p_tenant
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- Planned with the actual values, as trail_match is: the index or a
+    -- walk by seq, whichever fits this user.
+    EXECUTE 'SELECT array_agg(s.seq ORDER BY s.seq) FROM (SELECT r.seq FROM public.records r '
+        'WHERE r.tenant_id = $1 AND r.dims @> ARRAY[$2] AND r.user_id = $3 AND r.seq >= $4 '
+        'ORDER BY r.seq LIMIT $5) s'
+        INTO seqs USING p_tenant, p_dim, p_user, p_from, greatest(p_limit, 1);
+    IF seqs IS NULL THEN
+        RETURN QUERY SELECT 0::bigint, NULL::bigint;
+        RETURN;
+    END IF;
+    INSERT INTO public.trail_sanction (txid) VALUES (txid_current());
+    DELETE FROM public.content c WHERE c.tenant_id = p_tenant AND c.seq = ANY(seqs);
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    DELETE FROM public.trail_sanction s WHERE s.txid = txid_current();
+    RETURN QUERY SELECT deleted, CASE WHEN cardinality(seqs) < greatest(p_limit, 1) THEN NULL
+        ELSE seqs[cardinality(seqs)] + 1 END;
+END $$;
+
+REVOKE ALL ON FUNCTION trail_retire_range(bigint, bigint, integer),
+    trail_retire(bigint, bigint, integer),
+    trail_erase_user(bigint, text, text, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION trail_retire_range(bigint, bigint, integer),
+    trail_retire(bigint, bigint, integer),
+    trail_erase_user(bigint, text, text, bigint, integer) TO trail_app;
+
+-- Retirement subtracts the retired records from the rollups (derived data,
+-- which trail_app already updates in place); a row whose count reaches zero
+-- is deleted.
+GRANT DELETE ON rollups TO trail_app;
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

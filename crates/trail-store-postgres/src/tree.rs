@@ -1,7 +1,8 @@
 //! The Merkle tree of each tenant's log as postgres keeps it: level-0
-//! hashes are the records' `leaf_hash`, levels 4, 8, ... are in
-//! `tree_nodes` (written in the same transaction as their leaves), signed
-//! checkpoints in `checkpoints`.
+//! hashes are the records' `leaf_hash` (and, for retired records, level 0 of
+//! `tree_nodes`, where retirement moves them: every leaf read takes both),
+//! levels 4, 8, ... are in `tree_nodes` (written in the same transaction as
+//! their leaves), signed checkpoints in `checkpoints`.
 //!
 //! A root or proof needs O(log n) nodes. The proof algorithms of
 //! `trail_core::merkle` ask for nodes by position only, so a first dry run
@@ -34,7 +35,9 @@ pub async fn nodes(
     let rows = if level == 0 {
         let stmt = tx
             .prepare_cached(
-                "SELECT seq, leaf_hash FROM records WHERE tenant_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+                "SELECT idx, hash FROM tree_nodes WHERE tenant_id = $1 AND level = 0 AND idx >= $2 AND idx < $3 \
+                 UNION ALL SELECT seq, leaf_hash FROM records WHERE tenant_id = $1 AND seq >= $2 AND seq < $3 \
+                 ORDER BY 1",
             )
             .await
             .map_err(db)?;
@@ -116,12 +119,16 @@ async fn fetch(
             );
         }
     }
-    // Leaves: by seq, through the primary key (a range join here lets the
-    // planner pick a scan of the whole log).
+    // Leaves: by seq, through the primary keys (a range join here lets the
+    // planner pick a scan of the whole log), from the records and from the
+    // retired leaves, in one statement so that a retirement committing
+    // meanwhile is seen whole or not at all.
     if !leaves.is_empty() {
         let stmt = tx
             .prepare_cached(
-                "SELECT seq, leaf_hash FROM records WHERE tenant_id = $1 AND seq = ANY($2::bigint[])",
+                "SELECT seq, leaf_hash FROM records WHERE tenant_id = $1 AND seq = ANY($2::bigint[]) \
+                 UNION ALL SELECT idx, hash FROM tree_nodes WHERE tenant_id = $1 AND level = 0 \
+                 AND idx = ANY($2::bigint[])",
             )
             .await
             .map_err(db)?;

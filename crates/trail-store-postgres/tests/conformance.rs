@@ -380,3 +380,230 @@ async fn concurrent_checkpoint_cutters_never_regress() {
         store.shutdown().await;
     }
 }
+
+/// The message of a database error (empty for any other error).
+fn db_message(error: &tokio_postgres::Error) -> String {
+    error
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default()
+}
+
+/// Runs `sql` in a transaction as the application role scoped to `tenant`
+/// (None: no tenant setting) and returns its error, rolling back.
+async fn as_app_fails(db: &tokio_postgres::Client, tenant: Option<i64>, sql: &str) -> String {
+    let set = tenant.map_or(String::new(), |t| {
+        format!("SELECT set_config('trail.tenant', '{t}', true);")
+    });
+    let error = db
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE trail_app; {set} {sql}; COMMIT"
+        ))
+        .await
+        .expect_err(sql);
+    let _ = db.batch_execute("ROLLBACK").await;
+    db_message(&error)
+}
+
+fn user_event(name: &str, user: &str) -> trail_core::record::PreparedEvent {
+    trail_store::conformance::event(
+        serde_json::json!({"type": "tool_call", "name": name, "user_id": user, "input": format!("secret of {user}")}),
+        trail_core::policy::ContentPolicy::Full,
+    )
+}
+
+/// Deletion goes only through the sanctioned functions: ordinary DELETEs
+/// still fail for the application role and for a superuser (even in a
+/// transaction where a function just deleted), UPDATE too; the functions
+/// refuse any tenant but the transaction's; the application role cannot
+/// write the guard table; retiring and erasing one tenant leaves another
+/// untouched.
+#[tokio::test]
+async fn deletion_only_through_the_sanctioned_functions() {
+    let url = common::fresh_database("trail_store").await;
+    let store = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .expect("connect");
+    let a = store.ensure_tenant("a").await.expect("tenant");
+    let b = store.ensure_tenant("b").await.expect("tenant");
+    for tenant in [&a, &b] {
+        let events = (0..20)
+            .map(|i| user_event(&format!("e{i}"), if i % 2 == 0 { "u1" } else { "u2" }))
+            .collect();
+        store.append(tenant, events).await.expect("append");
+    }
+    let root_b = store.root(&b, 20).await.expect("root");
+    let db = common::client(&url).await;
+
+    for table in ["records", "content"] {
+        let sql = format!("DELETE FROM {table} WHERE seq = 0");
+        let message = as_app_fails(&db, Some(a.id), &sql).await;
+        assert!(message.contains("permission denied"), "{sql}: {message}");
+        for sql in [sql, format!("UPDATE {table} SET seq = seq WHERE seq = 0")] {
+            let message = db_message(&db.batch_execute(&sql).await.expect_err(&sql));
+            assert!(
+                message.contains("append-only"),
+                "superuser {sql}: {message}"
+            );
+        }
+        // The guard row lives only while a function deletes: right after
+        // one, in the same transaction, a plain DELETE is refused again.
+        let sql = format!(
+            "BEGIN; SELECT set_config('trail.tenant', '{}', true); \
+             SELECT * FROM trail_erase_user({}, 'u1', '{}|2:u1', 0, 1); DELETE FROM {table}; COMMIT",
+            a.id, a.id, a.id
+        );
+        let message = db_message(&db.batch_execute(&sql).await.expect_err(&sql));
+        let _ = db.batch_execute("ROLLBACK").await;
+        assert!(message.contains("append-only"), "{sql}: {message}");
+    }
+    let message = as_app_fails(
+        &db,
+        Some(a.id),
+        "INSERT INTO trail_sanction VALUES (txid_current())",
+    )
+    .await;
+    assert!(message.contains("permission denied"), "{message}");
+    let message = as_app_fails(&db, Some(a.id), "DELETE FROM trail_sanction").await;
+    assert!(message.contains("permission denied"), "{message}");
+    for call in [
+        format!(
+            "SELECT * FROM trail_retire({}, 9223372036854775807, 100)",
+            b.id
+        ),
+        format!(
+            "SELECT * FROM trail_erase_user({}, 'u1', '{}|2:u1', 0, 100)",
+            b.id, b.id
+        ),
+    ] {
+        for scope in [Some(a.id), None] {
+            let message = as_app_fails(&db, scope, &call).await;
+            assert!(message.contains("not the tenant"), "{call}: {message}");
+        }
+    }
+
+    // Retiring and erasing all of tenant a leaves tenant b as it was.
+    assert_eq!(store.erase_user(&a, "u1").await.expect("erase"), 10);
+    let now = trail_store::retention::now_micros() + 1;
+    assert_eq!(
+        store.retire(&a, now, 7).await.expect("retire"),
+        trail_store::RetireOutcome::Retired {
+            first_seq: 0,
+            end_seq: 20
+        }
+    );
+    assert_eq!(store.retired(&b).await.expect("retired"), 0);
+    assert_eq!(store.root(&b, 20).await.expect("root"), root_b);
+    let scope_b = trail_store::ReadScope {
+        tenant: b.clone(),
+        bound_user: None,
+    };
+    let page = store
+        .query(
+            &scope_b,
+            &trail_store::EventQuery {
+                limit: 100,
+                count: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("query");
+    assert_eq!(page.total, Some(20));
+    assert!(page.records.iter().all(|r| r.content.is_some()));
+    let rows: i64 = db
+        .query_one(
+            "SELECT count(*) FROM content WHERE tenant_id = $1",
+            &[&b.id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, 20);
+    let sanction: i64 = db
+        .query_one("SELECT count(*) FROM trail_sanction", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(sanction, 0, "no guard row outlives its function");
+    store.shutdown().await;
+}
+
+/// One retirement per tenant at a time: while another session holds the
+/// tenant's retirement lock, `retire` answers Busy and retires nothing
+/// (another tenant is not held up); two retirements racing never retire a
+/// record twice and together retire exactly the old records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_retirement_of_a_tenant_is_busy() {
+    let url = common::fresh_database("trail_store").await;
+    let store = Arc::new(
+        PostgresStore::connect(&url, PostgresOptions::default())
+            .await
+            .expect("connect"),
+    );
+    let a = store.ensure_tenant("a").await.expect("tenant");
+    let b = store.ensure_tenant("b").await.expect("tenant");
+    for round in 0..20 {
+        for tenant in [&a, &b] {
+            let events = (0..10)
+                .map(|i| ingest_event(&format!("r{round}i{i}")))
+                .collect();
+            store.append(tenant, events).await.expect("append");
+        }
+    }
+    let now = trail_store::retention::now_micros() + 1;
+    // The key retention.rs locks: (0x7472_6c02, tenant id).
+    let db = common::client(&url).await;
+    db.execute("SELECT pg_advisory_lock(1953655810, $1)", &[&(a.id as i32)])
+        .await
+        .expect("lock");
+    assert_eq!(
+        store.retire(&a, now, 10).await.expect("retire"),
+        trail_store::RetireOutcome::Busy
+    );
+    assert_eq!(store.retired(&a).await.expect("retired"), 0);
+    assert_eq!(
+        store.retire(&b, now, 50).await.expect("retire"),
+        trail_store::RetireOutcome::Retired {
+            first_seq: 0,
+            end_seq: 200
+        }
+    );
+    db.execute(
+        "SELECT pg_advisory_unlock(1953655810, $1)",
+        &[&(a.id as i32)],
+    )
+    .await
+    .expect("unlock");
+
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, a) = (Arc::clone(&store), a.clone());
+            tokio::spawn(async move { store.retire(&a, now, 10).await.expect("retire") })
+        })
+        .collect();
+    let mut ranges = Vec::new();
+    for racer in racers {
+        if let trail_store::RetireOutcome::Retired { first_seq, end_seq } =
+            racer.await.expect("task")
+        {
+            ranges.push((first_seq, end_seq));
+        }
+    }
+    ranges.sort_unstable();
+    assert!(!ranges.is_empty());
+    assert_eq!(ranges[0].0, 0);
+    assert_eq!(ranges.last().map(|r| r.1), Some(200));
+    assert!(ranges.windows(2).all(|w| w[0].1 == w[1].0), "{ranges:?}");
+    assert_eq!(store.retired(&a).await.expect("retired"), 200);
+    assert_eq!(store.log_size(&a).await.expect("size"), 200);
+    // The lock was released: the next retirement is not Busy.
+    assert_eq!(
+        store.retire(&a, now, 10).await.expect("retire"),
+        trail_store::RetireOutcome::Retired {
+            first_seq: 200,
+            end_seq: 200
+        }
+    );
+    store.shutdown().await;
+}
