@@ -341,9 +341,10 @@ fn record_from_flags_and_stdin_then_query_as_table_and_json() {
     );
     // Four records and the events.read record of the detail read above.
     assert_eq!(lines.len(), 6, "header and five rows:\n{out}");
-    for (line, name) in lines[1..]
-        .iter()
-        .zip(["from.stdin", "ask.human", "chat", "events.read", "fs.read"])
+    for (line, name) in
+        lines[1..]
+            .iter()
+            .zip(["from.stdin", "ask.human", "chat", "events.read", "fs.read"])
     {
         assert!(line.contains(name), "{name} not in {line:?}");
     }
