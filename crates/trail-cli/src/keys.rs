@@ -11,8 +11,8 @@ use trail_server::auth;
 use trail_server::routes::key_json;
 use trail_store::Role;
 
-use crate::client::Client;
 use crate::store_arg::StoreArgs;
+use crate::target::Target;
 use crate::UsageError;
 
 /// The keys subcommands.
@@ -38,22 +38,6 @@ pub struct LogKeyCommandArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-}
-
-/// Where the keys live: a store, or a server.
-#[derive(Args, Debug)]
-pub struct Target {
-    #[command(flatten)]
-    store: StoreArgs,
-    /// Manage keys through a running server instead of the store.
-    #[arg(long)]
-    url: Option<String>,
-    /// Admin key for --url.
-    #[arg(long, env = "TRAIL_KEY", requires = "url")]
-    key: Option<String>,
-    /// Tenant (store access only; a server takes the tenant from the key).
-    #[arg(long, default_value = "default")]
-    tenant: String,
 }
 
 /// Flags of `keys create`.
@@ -94,14 +78,6 @@ pub struct RevokeArgs {
     key_id: String,
 }
 
-fn remote(target: &Target) -> anyhow::Result<Option<Client>> {
-    match (&target.url, &target.key) {
-        (Some(url), Some(key)) => Ok(Some(Client::new(url, key)?)),
-        (Some(_), None) => Err(UsageError("--url needs --key (or TRAIL_KEY)".into()).into()),
-        _ => Ok(None),
-    }
-}
-
 /// Runs a keys subcommand.
 pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command {
@@ -134,7 +110,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     if args.user.is_some() && role != Role::Read {
         return Err(UsageError("--user only applies to read keys".into()).into());
     }
-    let value = if let Some(client) = remote(&args.target)? {
+    let value = if let Some(client) = args.target.remote()? {
         let body = json!({"role": role.as_str(), "user_id": args.user, "label": args.label});
         client
             .call(
@@ -168,7 +144,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let keys: Vec<Value> = if let Some(client) = remote(&args.target)? {
+    let keys: Vec<Value> = if let Some(client) = args.target.remote()? {
         let value = client.call(Method::GET, "/v1/keys", &[], None).await?;
         value["keys"].as_array().cloned().unwrap_or_default()
     } else {
@@ -212,7 +188,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
 }
 
 async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
-    if let Some(client) = remote(&args.target)? {
+    if let Some(client) = args.target.remote()? {
         client
             .call(
                 Method::DELETE,

@@ -9,8 +9,11 @@ mod keys;
 mod log_key;
 mod query;
 mod record;
+mod retention;
 mod serve;
+mod settings;
 mod store_arg;
+mod target;
 mod verify;
 
 use std::process::ExitCode;
@@ -38,6 +41,14 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Show or change a tenant's settings (retention, content, auditing).
+    #[command(subcommand)]
+    Settings(settings::SettingsCommand),
+    /// Retire old records now (the server also sweeps hourly).
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
+    /// Erase the content of every record of one user.
+    Erase(retention::EraseArgs),
     /// Record one event, from flags or as JSON on stdin.
     Record(record::RecordArgs),
     /// Query recorded events.
@@ -89,6 +100,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Keys(command) => keys::run(command).await,
+            Command::Settings(command) => settings::run(command).await,
+            Command::Retention(command) => retention::run(command).await,
+            Command::Erase(args) => retention::erase(args).await,
             Command::Record(args) => record::run(args).await,
             Command::Query(args) => query::run(args).await,
             Command::Bench(command) => bench::run(command).await,
@@ -105,5 +119,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -15,6 +15,7 @@ use trail_server::{auth, AppState, LogSigner, ServerConfig};
 use trail_store::Role;
 
 use crate::log_key::LogKeyArgs;
+use crate::settings::DefaultSettingsArgs;
 use crate::store_arg::StoreArgs;
 use crate::UsageError;
 
@@ -25,6 +26,8 @@ pub struct ServeArgs {
     store: StoreArgs,
     #[command(flatten)]
     log_key: LogKeyArgs,
+    #[command(flatten)]
+    defaults: DefaultSettingsArgs,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "TRAIL_LISTEN", default_value = "127.0.0.1:8750")]
     listen: SocketAddr,
@@ -47,6 +50,9 @@ struct FileConfig {
     request_timeout_secs: Option<u64>,
     log_key_file: Option<PathBuf>,
     log_origin: Option<String>,
+    default_retention_days: Option<u32>,
+    default_content_policy: Option<String>,
+    default_record_types: Option<Vec<String>>,
 }
 
 impl ServeArgs {
@@ -89,6 +95,24 @@ impl ServeArgs {
         if let Some(value) = file.log_origin.filter(|_| unset("log_origin")) {
             self.log_key.log_origin = value;
         }
+        if let Some(value) = file
+            .default_retention_days
+            .filter(|_| unset("default_retention_days"))
+        {
+            self.defaults.retention_days = Some(value.to_string());
+        }
+        if let Some(value) = file
+            .default_content_policy
+            .filter(|_| unset("default_content_policy"))
+        {
+            self.defaults.content_policy = Some(value);
+        }
+        if let Some(value) = file
+            .default_record_types
+            .filter(|_| unset("default_record_types"))
+        {
+            self.defaults.record_types = Some(value.join(","));
+        }
         Ok(())
     }
 }
@@ -99,6 +123,7 @@ pub const DEFAULT_TENANT: &str = "default";
 /// Runs the server until a shutdown signal.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
+    let defaults = args.defaults.settings()?;
     let store = args.store.open().await?;
     let log_key = args.log_key.load_or_create(&args.store.data_dir)?;
     if store.has_no_keys().await? {
@@ -126,8 +151,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%address, "listening");
     let config = ServerConfig {
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        ..ServerConfig::default()
     };
-    let state = AppState::new(store, LogSigner::new(log_key));
+    let state = AppState::new(store, LogSigner::new(log_key)).with_default_settings(defaults);
     trail_server::serve(listener, state, config, shutdown_signal()).await?;
     tracing::info!("stopped; every acknowledged event is committed");
     Ok(())

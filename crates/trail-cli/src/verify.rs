@@ -7,7 +7,9 @@
 //!
 //! The checks themselves are `trail_core::verify::LogVerifier`'s; from a
 //! store, every subtree hash the records complete is also compared with the
-//! stored one, so proofs served later are checked too.
+//! stored one, so proofs served later are checked too. Records removed by
+//! retention are fed by their kept leaf hashes (from the store's level-0
+//! tree nodes, or a bundle's `retired` lines) before the remaining records.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, IsTerminal};
@@ -182,13 +184,14 @@ fn finish(args: &VerifyArgs, reports: Vec<Report>) -> anyhow::Result<()> {
                     println!(
                         "{}",
                         serde_json::json!({"tenant": report.tenant, "ok": true, "records": summary.records,
+                            "retired": summary.retired,
                             "checkpoints": summary.checkpoints, "with_content": summary.with_content,
                             "content_absent": summary.content_absent})
                     );
                 } else {
                     println!(
-                        "tenant {}: verified {} records against {} signed checkpoints ({} with content checked, {} whose content is gone)",
-                        report.tenant, summary.records, summary.checkpoints, summary.with_content, summary.content_absent
+                        "tenant {}: verified {} records against {} signed checkpoints ({} with content checked, {} whose content is erased); {} retired records checked by their leaf hashes alone",
+                        report.tenant, summary.records, summary.checkpoints, summary.with_content, summary.content_absent, summary.retired
                     );
                 }
             }
@@ -261,6 +264,37 @@ async fn verify_store(
                 0,
             ));
         }
+    }
+    // Retired records left only their leaf hashes: those come first.
+    let retired = store.retired(tenant).await?;
+    let mut start = 0;
+    while start < retired {
+        let end = retired.min(start + u64::from(PAGE));
+        let leaves = store.tree_nodes(tenant, 0, start, end).await?;
+        let mut completed: HashMap<(u8, u64), Hash> = HashMap::new();
+        let mut expected = start;
+        for (index, leaf) in leaves {
+            if index != expected {
+                break;
+            }
+            match verifier.retired(index, &leaf) {
+                Ok(nodes) => completed.extend(nodes.into_iter().map(|(l, i, h)| ((l, i), h))),
+                Err(error) => return Ok(report(Err(error), verifier.size())),
+            }
+            expected += 1;
+        }
+        if expected != end {
+            let error = LogError::Record {
+                seq: expected,
+                what: "the record was retired but its leaf hash is missing".into(),
+            };
+            return Ok(report(Err(error), verifier.size()));
+        }
+        if let Some(error) = compare_nodes(&**store, tenant, &completed).await? {
+            return Ok(report(Err(error), verifier.size()));
+        }
+        bar.inc(end - start);
+        start = end;
     }
     let scope = ReadScope {
         tenant: tenant.clone(),
@@ -418,6 +452,10 @@ struct Line<'a> {
     origin: Option<String>,
     #[serde(default)]
     tenant_id: Option<String>,
+    #[serde(default)]
+    first_seq: Option<u64>,
+    #[serde(default)]
+    leaf_hashes: Option<Vec<String>>,
 }
 
 /// The canonical bytes of embedded JSON: the text itself when it is already
@@ -460,7 +498,7 @@ fn verify_bundle<R: BufRead>(
                 tenant = parsed.tenant_id.clone();
             }
             "checkpoint" => notes.push(parsed.note.unwrap_or_default()),
-            "record" => {}
+            "record" | "retired" => {}
             other => {
                 return Err(VerifyFailed(format!(
                     "bundle line {}: unexpected kind {other:?}",
@@ -494,6 +532,23 @@ fn verify_bundle<R: BufRead>(
         let Ok(parsed) = serde_json::from_str::<Line<'_>>(&line) else {
             continue;
         };
+        if parsed.kind == "retired" {
+            let first = parsed.first_seq.unwrap_or(u64::MAX);
+            for (offset, text) in parsed.leaf_hashes.iter().flatten().enumerate() {
+                let seq = first.saturating_add(offset as u64);
+                let Some(leaf) = parse_hash(text) else {
+                    let error = LogError::Record {
+                        seq: verifier.size(),
+                        what: format!("retired leaf hash of seq {seq} is not 64 hex"),
+                    };
+                    return Ok(report(Err(error), verifier.size()));
+                };
+                if let Err(error) = verifier.retired(seq, &leaf) {
+                    return Ok(report(Err(error), verifier.size()));
+                }
+            }
+            continue;
+        }
         if parsed.kind != "record" {
             continue;
         }

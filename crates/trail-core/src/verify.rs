@@ -13,6 +13,14 @@
 //! covers records that never came. Errors name the first seq that is wrong
 //! (for a root mismatch: the first seq not covered by an earlier verified
 //! checkpoint, since a consistent rewrite can only be located that far).
+//!
+//! Records removed by retention leave their leaf hashes behind: feed those
+//! first with [`LogVerifier::retired`]. A retired leaf is taken as given
+//! (there is no envelope to hash), so nothing about its record is checked
+//! but its place in the tree: every checkpoint, older or newer than the
+//! retirement, is still compared with the root recomputed over all leaves.
+//! Retention only ever removes the start of a log, so retired leaves must
+//! come before every record.
 
 use std::collections::BTreeMap;
 
@@ -70,6 +78,9 @@ pub struct VerifySummary {
     pub content_absent: u64,
     /// Signed checkpoints whose root matched.
     pub checkpoints: u64,
+    /// Leaves of retired records, taken by their hash alone (not counted
+    /// in `records`).
+    pub retired: u64,
 }
 
 /// Incremental verifier of one tenant's log.
@@ -156,6 +167,36 @@ impl LogVerifier {
     ) -> Result<Vec<(u8, u64, Hash)>, LogError> {
         let checked = self.check(self.range.size(), seq, envelope, stored_leaf, content)?;
         self.append(checked)
+    }
+
+    /// Appends the leaf hash of a retired record (one removed by retention;
+    /// its hash is all that is left) as the next leaf, `seq`. Nothing is
+    /// checked about the record itself; the leaf still counts towards every
+    /// checkpoint root. Fails when `seq` is not the next position, when a
+    /// record came before (retention removes only the start of a log), or
+    /// when it completes a checkpoint whose signed root differs. Returns the
+    /// subtree hashes (level >= 1) it completed.
+    pub fn retired(&mut self, seq: u64, leaf: &Hash) -> Result<Vec<(u8, u64, Hash)>, LogError> {
+        let position = self.range.size();
+        if seq != position {
+            return Err(LogError::Record {
+                seq: position,
+                what: format!("expected seq {position}, found a retired leaf for seq {seq}"),
+            });
+        }
+        if self.summary.records > 0 {
+            return Err(LogError::Record {
+                seq: position,
+                what: "a retired leaf after a record: retention only removes the start of a log"
+                    .into(),
+            });
+        }
+        let nodes = self.range.append(*leaf);
+        self.summary.retired += 1;
+        if self.expected.contains_key(&self.range.size()) {
+            self.check_root()?;
+        }
+        Ok(nodes)
     }
 
     /// The checks of one record that need no other record: that it is at
@@ -257,7 +298,7 @@ impl LogVerifier {
         Ok(())
     }
 
-    /// Records checked so far.
+    /// Leaves appended so far (retired ones and records).
     pub fn size(&self) -> u64 {
         self.range.size()
     }
@@ -275,5 +316,134 @@ impl LogVerifier {
             });
         }
         Ok(self.summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{sign_checkpoint, Checkpoint};
+    use crate::event::parse_event;
+    use crate::merkle::root_of;
+    use crate::note::SigningKey;
+    use crate::policy::ContentPolicy;
+    use crate::record::prepare;
+
+    const ORIGIN: &str = "test.example/t";
+
+    /// The envelopes of a log of `n` records of tenant `t`.
+    fn log(n: u64) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|seq| {
+                let event = parse_event(
+                    serde_json::json!({"type": "tool_call", "name": format!("e{seq}")}),
+                )
+                .expect("valid event");
+                let prepared = prepare(
+                    event,
+                    ContentPolicy::Hash,
+                    [seq as u8; 32],
+                    uuid::Uuid::from_u128(u128::from(seq) + 1),
+                );
+                prepared.seal("t", seq, 1_700_000_000_000_000).envelope
+            })
+            .collect()
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::from_seed("test.example", [7; 32]).expect("key")
+    }
+
+    fn note(leaves: &[Hash], size: usize) -> String {
+        let checkpoint = Checkpoint {
+            origin: ORIGIN.into(),
+            size: size as u64,
+            root: root_of(&leaves[..size]),
+            extensions: Vec::new(),
+        };
+        sign_checkpoint(&checkpoint, &key()).expect("sign")
+    }
+
+    /// A verifier expecting checkpoints of `sizes` over `envelopes`.
+    fn verifier(envelopes: &[Vec<u8>], sizes: &[usize]) -> (LogVerifier, Vec<Hash>) {
+        let leaves: Vec<Hash> = envelopes.iter().map(|e| leaf_hash(e)).collect();
+        let mut verifier = LogVerifier::new("t", ORIGIN, vec![key().verifier()]);
+        for &size in sizes {
+            verifier
+                .expect_checkpoint(&note(&leaves, size))
+                .expect("checkpoint");
+        }
+        (verifier, leaves)
+    }
+
+    #[test]
+    fn records_verify() {
+        let envelopes = log(8);
+        let (mut verifier, leaves) = verifier(&envelopes, &[3, 8]);
+        for (seq, envelope) in envelopes.iter().enumerate() {
+            verifier
+                .record(seq as u64, envelope, &leaves[seq], None)
+                .expect("record");
+        }
+        let summary = verifier.finish().expect("verified");
+        assert_eq!(summary.records, 8);
+        assert_eq!(summary.retired, 0);
+        assert_eq!(summary.checkpoints, 2);
+    }
+
+    #[test]
+    fn retired_leaves_count_towards_old_and_new_checkpoints() {
+        let envelopes = log(8);
+        // Checkpoints cut before the retirement (3: only retired leaves; 5:
+        // both) and after (8).
+        let (mut verifier, leaves) = verifier(&envelopes, &[3, 5, 8]);
+        for (seq, leaf) in leaves.iter().enumerate().take(4) {
+            verifier.retired(seq as u64, leaf).expect("retired leaf");
+        }
+        for (seq, envelope) in envelopes.iter().enumerate().skip(4) {
+            verifier
+                .record(seq as u64, envelope, &leaves[seq], None)
+                .expect("record");
+        }
+        let summary = verifier.finish().expect("verified");
+        assert_eq!(summary.retired, 4);
+        assert_eq!(summary.records, 4);
+        assert_eq!(summary.checkpoints, 3);
+    }
+
+    #[test]
+    fn a_wrong_retired_leaf_breaks_the_checkpoint_it_falls_under() {
+        let envelopes = log(6);
+        let (mut verifier, leaves) = verifier(&envelopes, &[2, 6]);
+        verifier.retired(0, &leaves[0]).expect("first leaf");
+        let error = verifier.retired(1, &[0xaa; 32]).expect_err("root differs");
+        assert_eq!(error.first_bad_seq(), Some(0));
+        assert!(
+            matches!(error, LogError::Checkpoint { size: 2, .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn retired_leaves_only_come_first_and_in_order() {
+        let envelopes = log(4);
+        let (mut verifier, leaves) = verifier(&envelopes, &[4]);
+        let error = verifier.retired(1, &leaves[1]).expect_err("gap");
+        assert_eq!(error.first_bad_seq(), Some(0));
+        verifier
+            .record(0, &envelopes[0], &leaves[0], None)
+            .expect("record 0");
+        let error = verifier.retired(1, &leaves[1]).expect_err("after a record");
+        assert_eq!(error.first_bad_seq(), Some(1));
+    }
+
+    #[test]
+    fn missing_leaves_after_retired_ones_fail_at_finish() {
+        let envelopes = log(4);
+        let (mut verifier, leaves) = verifier(&envelopes, &[4]);
+        verifier.retired(0, &leaves[0]).expect("leaf");
+        verifier.retired(1, &leaves[1]).expect("leaf");
+        let error = verifier.finish().expect_err("records missing");
+        assert_eq!(error.first_bad_seq(), Some(2));
     }
 }

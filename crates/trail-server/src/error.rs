@@ -84,6 +84,11 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "Not found", detail)
     }
 
+    /// 409 without a field (a state that forbids the request now).
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::CONFLICT, "Conflict", detail)
+    }
+
     /// 408.
     pub fn timeout(detail: impl Into<String>) -> Self {
         ApiError::new(StatusCode::REQUEST_TIMEOUT, "Request timeout", detail)

@@ -6,15 +6,18 @@
 //! in [`auth`]; the problem+json error type in [`error`]. [`serve`] runs the
 //! router on a listener until a shutdown signal, then drains the store's
 //! ingest queue before returning; [`log`] holds the log key and cuts signed
-//! checkpoints.
+//! checkpoints; [`retention`] sweeps old records; [`tenant_settings`]
+//! validates settings changes.
 
 pub mod auth;
 pub mod error;
 pub mod log;
 mod metrics;
 mod params;
+pub mod retention;
 pub mod routes;
 mod settings_cache;
+pub mod tenant_settings;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,12 +39,16 @@ const INGEST_SLOTS: usize = 4;
 pub struct ServerConfig {
     /// A request that takes longer is answered 408.
     pub request_timeout: Duration,
+    /// How often every tenant with `retention_days` is swept (the first
+    /// sweep runs at start).
+    pub sweep_interval: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             request_timeout: Duration::from_secs(30),
+            sweep_interval: retention::SWEEP_INTERVAL,
         }
     }
 }
@@ -99,7 +106,8 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
 /// Serves until `shutdown` resolves, then finishes in-flight requests,
 /// signs a final checkpoint per grown log and drains the store (every
 /// acknowledged event is durable). Meanwhile a background task cuts a
-/// checkpoint within a second of any log growing.
+/// checkpoint within a second of any log growing, and another sweeps
+/// every tenant with `retention_days` every `config.sweep_interval`.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -112,10 +120,16 @@ pub async fn serve(
         Arc::clone(&signer),
         Arc::clone(&store),
     ));
+    let sweeper = tokio::spawn(retention::run_sweeper(
+        Arc::clone(&store),
+        Arc::clone(&state.settings),
+        config.sweep_interval,
+    ));
     let app = router(state, &config);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
+    sweeper.abort();
     checkpointer.abort();
     // Every request has been answered, so every acknowledged event is
     // committed: sign a final checkpoint for each grown log, then stop.

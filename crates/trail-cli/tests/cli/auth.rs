@@ -52,14 +52,14 @@ fn tenants_never_see_each_other() {
         .get(&format!("/v1/events/{default_id}"))
         .expect(200);
     assert_eq!(own_record["record"]["name"], json!("other.event"));
-    assert_eq!(other_admin.total(&[]), 1);
+    assert_eq!(other_admin.total_recorded(&[]), 1);
     let stored = admin.get(&format!("/v1/events/{default_id}")).expect(200);
     assert_eq!(
         stored["record"]["name"],
         json!("default.only"),
         "default tenant unchanged"
     );
-    assert_eq!(admin.total(&[]), 2);
+    assert_eq!(admin.total_recorded(&[]), 2);
     let listed: Vec<Value> = admin.list_all(&[], 100, true);
     assert!(listed.iter().all(|r| r["name"] != json!("other.event")));
 
@@ -158,7 +158,7 @@ fn roles_are_enforced() {
     server
         .client(made_key)
         .ingest(&event("tool_call", "by.made"));
-    assert_eq!(admin.total(&[]), 3);
+    assert_eq!(admin.total_recorded(&[]), 3);
 }
 
 #[test]

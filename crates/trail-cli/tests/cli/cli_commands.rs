@@ -287,7 +287,8 @@ fn record_from_flags_and_stdin_then_query_as_table_and_json() {
         "record", "--url", &url, "--key", &key, "--type", "llm_call", "--name", "chat",
     ]);
     let out = run.ok();
-    assert!(out.contains("seq 1"), "plain output names the seq: {out}");
+    // (seq 1 is the events.read record of the detail view above)
+    assert!(out.contains("seq 2"), "plain output names the seq: {out}");
 
     let stdin_event = event("escalation", "ask.human");
     let stdin_id = stdin_event["id"].as_str().unwrap().to_owned();
@@ -301,7 +302,7 @@ fn record_from_flags_and_stdin_then_query_as_table_and_json() {
         Some(r#"{"type":"tool_call","name":"from.stdin","user_id":"bob"}"#),
     );
     let answer: Value = serde_json::from_str(run.ok()).unwrap();
-    assert_eq!(answer["accepted"][0]["seq"], json!(3));
+    assert_eq!(answer["accepted"][0]["seq"], json!(4));
 
     // A bad event is a failure naming the field; nothing stored.
     let run = trail_with_stdin(
@@ -327,7 +328,7 @@ fn record_from_flags_and_stdin_then_query_as_table_and_json() {
     ]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("type"), "{}", run.stderr);
-    assert_eq!(admin.total(&[]), 4);
+    assert_eq!(admin.total_recorded(&[]), 4);
 
     // query: the table.
     let run = trail(&["query", "--url", &url, "--key", &admin_key]);
@@ -338,10 +339,12 @@ fn record_from_flags_and_stdin_then_query_as_table_and_json() {
         "header: {:?}",
         lines[0]
     );
-    assert_eq!(lines.len(), 5, "header and four rows:\n{out}");
-    for (line, name) in lines[1..]
-        .iter()
-        .zip(["from.stdin", "ask.human", "chat", "fs.read"])
+    // Four records and the events.read record of the detail read above.
+    assert_eq!(lines.len(), 6, "header and five rows:\n{out}");
+    for (line, name) in
+        lines[1..]
+            .iter()
+            .zip(["from.stdin", "ask.human", "chat", "events.read", "fs.read"])
     {
         assert!(line.contains(name), "{name} not in {line:?}");
     }
@@ -642,7 +645,8 @@ fn serve_from_environment_restarts_without_a_new_admin_key() {
     let record = admin.get(&format!("/v1/events/{id}")).expect(200);
     assert_eq!(record["seq"], json!(0));
     let next = admin.ingest(&event("tool_call", "after.restart"));
-    assert_eq!(next[0]["seq"], json!(1));
+    // (seq 1 is the events.read record of the detail read above)
+    assert_eq!(next[0]["seq"], json!(2));
 }
 
 /// The README's two set-up commands are the ones this project runs: `cargo

@@ -45,6 +45,9 @@ const TRAIL_VARS: &[&str] = &[
     "TRAIL_DATABASE_URL",
     "TRAIL_REQUEST_TIMEOUT_SECS",
     "TRAIL_LOG",
+    "TRAIL_RETENTION_DAYS",
+    "TRAIL_CONTENT_POLICY",
+    "TRAIL_RECORD_TYPES",
 ];
 
 static SERVER_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -193,6 +196,15 @@ impl Server {
     pub fn start() -> Server {
         let dir = TempDir::new().expect("temp dir");
         let mut server = Server::start_in(dir.path());
+        server._owned_dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on a fresh temporary data directory with `extra`
+    /// flags.
+    pub fn start_with(extra: &[&str]) -> Server {
+        let dir = TempDir::new().expect("temp dir");
+        let mut server = Server::spawn(dir.path(), false, server_database_url(dir.path()), extra);
         server._owned_dir = Some(dir);
         server
     }
@@ -823,6 +835,15 @@ impl Client {
         answer["total"]
             .as_u64()
             .unwrap_or_else(|| panic!("no total in {answer}"))
+    }
+
+    /// [`Client::total`] without trail's own events (transport `system`:
+    /// the `events.read` / `events.export` records of reads, sweeps,
+    /// erasures).
+    pub fn total_recorded(&self, filters: &[(&str, &str)]) -> u64 {
+        let mut system = filters.to_vec();
+        system.push(("transport", "system"));
+        self.total(filters) - self.total(&system)
     }
 
     /// `GET /v1/healthz` answers 200.

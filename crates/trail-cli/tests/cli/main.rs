@@ -37,6 +37,7 @@ mod durability;
 mod independent;
 mod ingest_query;
 mod postgres;
+mod retention;
 mod sdk;
 mod tamper;
 mod transparency;

@@ -29,6 +29,9 @@ use crate::independent::{complete_subtrees, jcs, leaf_hash, parse_hash, vkey_tex
 const TENANT: u64 = 1;
 /// Records in the fixture.
 const RECORDS: u64 = 20;
+/// Records in the store: the fixture's, plus the `events.export` event its
+/// export recorded (the bundle holds only the fixture's).
+const STORED: u64 = RECORDS + 1;
 /// Records per batch; a checkpoint is cut after each.
 const BATCH: u64 = 4;
 
@@ -264,7 +267,7 @@ fn consistent_rewrite(dir: &Path, seq: u64) -> usize {
         ["1"]
     );
     let leaves = stored_leaves(dir);
-    assert_eq!(leaves.len() as u64, RECORDS);
+    assert_eq!(leaves.len() as u64, STORED);
     let computed = complete_subtrees(&leaves);
     let stored = stored_nodes(dir);
     let mut script = String::new();
@@ -309,7 +312,7 @@ fn sqlite_untouched_copy_verifies_and_its_triggers_refuse_edits() {
     let (code, report, stderr) = verify(copy.path());
     assert_eq!(code, 0, "untouched copy: {report} {stderr}");
     assert_eq!(report["ok"], json!(true));
-    assert_eq!(report["records"], json!(RECORDS));
+    assert_eq!(report["records"], json!(STORED));
     assert!(
         report["checkpoints"].as_u64().unwrap() >= RECORDS / BATCH,
         "{report}"
@@ -319,7 +322,7 @@ fn sqlite_untouched_copy_verifies_and_its_triggers_refuse_edits() {
     assert_eq!(run.code, 0, "{run:#?}");
     assert!(
         run.stdout.contains(&format!(
-            "tenant default: verified {RECORDS} records against "
+            "tenant default: verified {STORED} records against "
         )),
         "{run:#?}"
     );
@@ -498,7 +501,7 @@ fn sqlite_tamper_truncated_tail_names_the_cut() {
         ),
     );
     let out = lines(&out);
-    assert_eq!(out[0], (RECORDS - t).to_string());
+    assert_eq!(out[0], (STORED - t).to_string());
     assert!(
         out[1].parse::<u64>().unwrap() >= 2,
         "checkpoints kept: {out:?}"

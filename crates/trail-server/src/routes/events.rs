@@ -1,5 +1,7 @@
 //! `POST /v1/events` (one object, a JSON array, or NDJSON), `GET /v1/events`
-//! (filtered pages) and `GET /v1/events/{id}` (one record).
+//! (filtered pages) and `GET /v1/events/{id}` (one record). A detail read
+//! is recorded as `events.read`, and a list as `events.query` when the
+//! tenant audits queries (`routes::audit`).
 //!
 //! Ingest is all-or-nothing per request: the body is split and every event
 //! validated (each bad field named) before anything reaches the store; the
@@ -225,8 +227,9 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let caller = authenticate(&*state.store, &headers).await?;
     let scope = caller.require_read()?;
-    let query = params::event_query(pairs)?;
+    let query = params::event_query(pairs.clone())?;
     let page = state.store.query(&scope, &query).await?;
+    super::audit::record_query(&state, &caller, "GET /v1/events", &pairs).await?;
     let events = page
         .records
         .iter()
@@ -256,6 +259,10 @@ pub async fn detail(
         .get(&scope, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("event {id} not found")))?;
+    let mut read = Map::new();
+    read.insert("event_id".into(), id.to_string().into());
+    read.insert("seq".into(), record.seq.into());
+    super::audit::record_read(&state, &caller, "events.read", read).await?;
     let envelope: Value = serde_json::from_slice(&record.envelope).map_err(ApiError::internal)?;
     let content: Value = match &record.content {
         Some(bytes) => serde_json::from_slice(bytes).map_err(ApiError::internal)?,

@@ -1,13 +1,17 @@
 //! `GET /v1/export`: the tenant's whole log as a verifiable NDJSON bundle,
 //! streamed page by page.
 //!
-//! Line 1: `{"kind":"log","origin","vkey","tenant_id","tree_size"}`. Then one
+//! Line 1: `{"kind":"log","origin","vkey","tenant_id","tree_size"}`. Then,
+//! when the start of the log was retired, the leaf hashes of the retired
+//! records as `{"kind":"retired","first_seq","leaf_hashes":[hex, ...]}`
+//! (up to 1000 per line, in seq order). Then one
 //! `{"kind":"record","seq","leaf_hash","envelope","content","content_salt",
 //! "content_erased"}` per record in seq order, where `envelope` and
 //! `content` are the stored JCS bytes verbatim. Last, every kept checkpoint
 //! up to the bundle's size as `{"kind":"checkpoint","note"}`; the newest
 //! covers every record of the bundle (it is cut when the export starts).
-//! A user-bound read key cannot export: a bundle is the whole log.
+//! A user-bound read key cannot export: a bundle is the whole log. Every
+//! export is recorded as an `events.export` event before it starts.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -15,7 +19,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use futures_util::stream;
-use serde_json::json;
+use serde_json::{json, Map};
 use trail_store::{EventQuery, Order, ReadScope, Store, StoredCheckpoint, StoredRecord};
 
 use crate::auth::authenticate;
@@ -24,6 +28,9 @@ use crate::AppState;
 
 /// Records per store read while streaming.
 const PAGE: u32 = 1000;
+
+/// Retired leaf hashes per `retired` line.
+const RETIRED_PER_LINE: u64 = 1000;
 
 /// `GET /v1/export`.
 pub async fn export(
@@ -45,6 +52,11 @@ pub async fn export(
         .into_iter()
         .filter(|c| c.size <= latest.size)
         .collect();
+    let retired = state.store.retired(&caller.tenant).await?.min(latest.size);
+    let mut read = Map::new();
+    read.insert("tree_size".into(), latest.size.into());
+    read.insert("retired".into(), retired.into());
+    super::audit::record_read(&state, &caller, "events.export", read).await?;
     let header_line = json!({
         "kind": "log",
         "origin": state.signer.origin(&caller.tenant),
@@ -58,6 +70,7 @@ pub async fn export(
         store: state.store.clone(),
         scope,
         size: latest.size,
+        retired,
         next: 0,
         checkpoints,
         header: Some(header_line),
@@ -86,6 +99,8 @@ struct Exporter {
     store: std::sync::Arc<dyn Store>,
     scope: ReadScope,
     size: u64,
+    /// Seqs below this were retired: only their leaf hashes are sent.
+    retired: u64,
     /// The next seq to send.
     next: u64,
     checkpoints: Vec<StoredCheckpoint>,
@@ -94,6 +109,7 @@ struct Exporter {
 
 impl Exporter {
     fn finished(mut self) -> Self {
+        self.retired = 0;
         self.next = self.size;
         self.checkpoints.clear();
         self.header = None;
@@ -103,6 +119,28 @@ impl Exporter {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, trail_store::StoreError> {
         if let Some(header) = self.header.take() {
             return Ok(Some(header.into_bytes()));
+        }
+        if self.next < self.retired {
+            let first = self.next;
+            let end = self.retired.min(first + RETIRED_PER_LINE);
+            let leaves = self
+                .store
+                .tree_nodes(&self.scope.tenant, 0, first, end)
+                .await?;
+            let complete = leaves.len() as u64 == end - first
+                && leaves
+                    .iter()
+                    .zip(first..)
+                    .all(|((index, _), seq)| *index == seq);
+            if !complete {
+                return Err(trail_store::StoreError::Corrupt(format!(
+                    "the leaf hashes of retired seqs {first}..{end} are missing"
+                )));
+            }
+            let hashes: Vec<String> = leaves.iter().map(|(_, hash)| hex::encode(hash)).collect();
+            let line = json!({"kind": "retired", "first_seq": first, "leaf_hashes": hashes});
+            self.next = end;
+            return Ok(Some((line.to_string() + "\n").into_bytes()));
         }
         if self.next < self.size {
             let page = self
@@ -117,6 +155,12 @@ impl Exporter {
                     },
                 )
                 .await?;
+            if page.records.first().is_some_and(|r| r.seq != self.next) {
+                return Err(trail_store::StoreError::Corrupt(format!(
+                    "records from seq {} are missing (retired while exporting?)",
+                    self.next
+                )));
+            }
             let mut chunk = Vec::with_capacity(page.records.len() * 1200);
             for record in page.records.iter().take_while(|r| r.seq < self.size) {
                 write_record(&mut chunk, record);

@@ -1,12 +1,14 @@
 //! The v1 routes, one module per resource, and the layers around them
 //! (request timeout, status counting).
 
+mod audit;
 mod events;
 mod export;
 mod keys;
 mod log;
 pub use keys::key_json;
 mod ops;
+mod retention;
 mod settings;
 mod stats;
 
@@ -14,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 
@@ -34,6 +36,8 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{key_id}", delete(keys::revoke))
         .route("/v1/settings", get(settings::show).put(settings::update))
+        .route("/v1/retention/run", post(retention::run))
+        .route("/v1/erasure", post(retention::erase))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

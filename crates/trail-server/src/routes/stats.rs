@@ -18,8 +18,9 @@ pub async fn stats(
 ) -> Result<Json<Value>, ApiError> {
     let caller = authenticate(&*state.store, &headers).await?;
     let scope = caller.require_read()?;
-    let query = params::stats_query(pairs)?;
+    let query = params::stats_query(pairs.clone())?;
     let stats = state.store.stats(&scope, &query).await?;
+    super::audit::record_query(&state, &caller, "GET /v1/stats", &pairs).await?;
     let buckets: Vec<Value> = stats
         .buckets
         .iter()
