@@ -184,15 +184,22 @@ fn finish(args: &VerifyArgs, reports: Vec<Report>) -> anyhow::Result<()> {
                     println!(
                         "{}",
                         serde_json::json!({"tenant": report.tenant, "ok": true, "records": summary.records,
-                            "retired": summary.retired,
+                            "retired": summary.retired, "sweeps": summary.sweeps,
+                            "retired_unrecorded": summary.retired_unrecorded,
                             "checkpoints": summary.checkpoints, "with_content": summary.with_content,
                             "content_absent": summary.content_absent})
                     );
                 } else {
                     println!(
-                        "tenant {}: verified {} records against {} signed checkpoints ({} with content checked, {} whose content is erased); {} retired records checked by their leaf hashes alone",
-                        report.tenant, summary.records, summary.checkpoints, summary.with_content, summary.content_absent, summary.retired
+                        "tenant {}: verified {} records against {} signed checkpoints ({} with content checked, {} whose content is erased); {} retired records checked by their leaf hashes alone, accounted for by {} retention sweeps in the log",
+                        report.tenant, summary.records, summary.checkpoints, summary.with_content, summary.content_absent, summary.retired, summary.sweeps
                     );
+                    if summary.retired_unrecorded > 0 {
+                        println!(
+                            "tenant {}: note: {} of the retired records were found retired without a sweep event and recorded late (an interrupted sweep, or a deletion behind trail's back)",
+                            report.tenant, summary.retired_unrecorded
+                        );
+                    }
                 }
             }
             Err(error) => {

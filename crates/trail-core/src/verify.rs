@@ -21,6 +21,20 @@
 //! retirement, is still compared with the root recomputed over all leaves.
 //! Retention only ever removes the start of a log, so retired leaves must
 //! come before every record.
+//!
+//! Every retirement is accounted for by the log itself: each sweep records
+//! a `retention.sweep` event (type `api_request`, transport `system`) with
+//! the seq range it retired, appended after the retirement. The verifier
+//! checks that the sweeps it sees form one unbroken chain (each starts where
+//! the previous ended), that each event comes after the range it names, and
+//! that the last one ends exactly where the retired leaves end: records
+//! deleted behind trail's back (even with their leaf hashes put where
+//! retired ones go, so that every root still matches) show up as retired
+//! leaves no signed sweep accounts for. A sweep that finds records retired
+//! without an event (a sweep interrupted before it could record itself)
+//! starts its range where the last recorded sweep ended and says how many
+//! it found in `unrecorded`; those are counted in
+//! [`VerifySummary::retired_unrecorded`].
 
 use std::collections::BTreeMap;
 
@@ -81,6 +95,47 @@ pub struct VerifySummary {
     /// Leaves of retired records, taken by their hash alone (not counted
     /// in `records`).
     pub retired: u64,
+    /// Retention sweeps recorded in the remaining records.
+    pub sweeps: u64,
+    /// Of the retired records, those a sweep found already retired without
+    /// an event (recorded late, in that sweep's `unrecorded`).
+    pub retired_unrecorded: u64,
+}
+
+/// The range a `retention.sweep` record names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepRange {
+    /// First seq of the range (`metadata.first_seq`).
+    pub first: u64,
+    /// One past its last seq (`metadata.last_seq + 1`).
+    pub end: u64,
+    /// How many of them the sweep found already retired without an event
+    /// (`metadata.unrecorded`).
+    pub unrecorded: u64,
+}
+
+/// The sweep range of an envelope (canonical JSON text), when it is one of
+/// trail's own `retention.sweep` events; an error when it is one but names
+/// no valid range.
+pub fn sweep_range(text: &str) -> Result<Option<SweepRange>, String> {
+    if !text.contains("\"name\":\"retention.sweep\"")
+        || !text.contains("\"transport\":\"system\"")
+        || !text.contains("\"type\":\"api_request\"")
+    {
+        return Ok(None);
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|error| format!("the envelope is not JSON: {error}"))?;
+    let metadata = &value["metadata"];
+    let number = |name: &str| metadata[name].as_u64();
+    match (number("first_seq"), number("last_seq")) {
+        (Some(first), Some(last)) if first <= last => Ok(Some(SweepRange {
+            first,
+            end: last + 1,
+            unrecorded: number("unrecorded").unwrap_or(0),
+        })),
+        _ => Err("a retention.sweep record without a valid first_seq..last_seq range".into()),
+    }
 }
 
 /// Incremental verifier of one tenant's log.
@@ -92,6 +147,8 @@ pub struct LogVerifier {
     expected: BTreeMap<u64, Hash>,
     verified_upto: u64,
     summary: VerifySummary,
+    /// Where the last sweep seen ended.
+    swept_to: Option<u64>,
 }
 
 /// A record that passed [`LogVerifier::check`], ready to be appended.
@@ -101,6 +158,7 @@ pub struct Checked {
     leaf: Hash,
     with_content: bool,
     content_absent: bool,
+    sweep: Option<SweepRange>,
 }
 
 impl LogVerifier {
@@ -120,6 +178,7 @@ impl LogVerifier {
             expected: BTreeMap::new(),
             verified_upto: 0,
             summary: VerifySummary::default(),
+            swept_to: None,
         }
     }
 
@@ -240,6 +299,7 @@ impl LogVerifier {
             leaf,
             with_content: false,
             content_absent: false,
+            sweep: sweep_range(text).map_err(bad)?,
         };
         match content {
             Some((content, salt)) => {
@@ -271,6 +331,9 @@ impl LogVerifier {
                 ),
             });
         }
+        if let Some(sweep) = checked.sweep {
+            self.account(checked.position, sweep)?;
+        }
         let nodes = self.range.append(checked.leaf);
         self.summary.records += 1;
         self.summary.with_content += u64::from(checked.with_content);
@@ -279,6 +342,43 @@ impl LogVerifier {
             self.check_root()?;
         }
         Ok(nodes)
+    }
+
+    /// Chains the sweep recorded at `position` onto the ones before it.
+    fn account(&mut self, position: u64, sweep: SweepRange) -> Result<(), LogError> {
+        let bad = |what: String| LogError::Record {
+            seq: position,
+            what,
+        };
+        if sweep.end > position {
+            return Err(bad(format!(
+                "a retention sweep of seqs {}..{} recorded before it ended",
+                sweep.first, sweep.end
+            )));
+        }
+        match self.swept_to {
+            Some(end) if sweep.first != end => {
+                return Err(bad(format!(
+                    "this retention sweep starts at seq {} but the previous one ended at {end}: \
+                     records between them were removed without a recorded sweep",
+                    sweep.first
+                )))
+            }
+            // The first sweep still in the log: the one before it (if any)
+            // ended where it starts and was recorded after that, so among
+            // the retired leaves.
+            None if sweep.first > 0 && sweep.first >= self.summary.retired => {
+                return Err(bad(format!(
+                    "the oldest retention sweep left starts at seq {} but only {} records are retired",
+                    sweep.first, self.summary.retired
+                )))
+            }
+            _ => {}
+        }
+        self.swept_to = Some(sweep.end);
+        self.summary.sweeps += 1;
+        self.summary.retired_unrecorded += sweep.unrecorded;
+        Ok(())
     }
 
     fn check_root(&mut self) -> Result<(), LogError> {
@@ -315,6 +415,23 @@ impl LogVerifier {
                 ),
             });
         }
+        let (retired, accounted) = (self.summary.retired, self.swept_to.unwrap_or(0));
+        if retired > accounted {
+            return Err(LogError::Record {
+                seq: accounted,
+                what: format!(
+                    "seqs {accounted}..{retired} are retired but no retention sweep in the log records their retirement"
+                ),
+            });
+        }
+        if retired < accounted {
+            return Err(LogError::Record {
+                seq: retired,
+                what: format!(
+                    "a retention sweep records seqs up to {accounted} as retired, but the records from {retired} on are still there"
+                ),
+            });
+        }
         Ok(self.summary)
     }
 }
@@ -333,12 +450,27 @@ mod tests {
 
     /// The envelopes of a log of `n` records of tenant `t`.
     fn log(n: u64) -> Vec<Vec<u8>> {
+        log_with_sweeps(n, &[])
+    }
+
+    /// A log of `n` records where the record at `at` is a retention sweep
+    /// of seqs `first..=last` (with `unrecorded` of them found retired
+    /// without an event), for each `(at, first, last, unrecorded)`.
+    fn log_with_sweeps(n: u64, sweeps: &[(u64, u64, u64, u64)]) -> Vec<Vec<u8>> {
         (0..n)
             .map(|seq| {
-                let event = parse_event(
-                    serde_json::json!({"type": "tool_call", "name": format!("e{seq}")}),
-                )
-                .expect("valid event");
+                let sweep = sweeps.iter().find(|sweep| sweep.0 == seq);
+                let value = match sweep {
+                    Some(&(_, first, last, unrecorded)) => serde_json::json!({
+                        "type": "api_request", "name": "retention.sweep",
+                        "metadata": {"first_seq": first, "last_seq": last,
+                            "unrecorded": unrecorded}}),
+                    None => serde_json::json!({"type": "tool_call", "name": format!("e{seq}")}),
+                };
+                let mut event = parse_event(value).expect("valid event");
+                if sweep.is_some() {
+                    event.transport = Some(crate::event::Transport::System);
+                }
                 let prepared = prepare(
                     event,
                     ContentPolicy::Hash,
@@ -393,7 +525,7 @@ mod tests {
 
     #[test]
     fn retired_leaves_count_towards_old_and_new_checkpoints() {
-        let envelopes = log(8);
+        let envelopes = log_with_sweeps(8, &[(5, 0, 3, 0)]);
         // Checkpoints cut before the retirement (3: only retired leaves; 5:
         // both) and after (8).
         let (mut verifier, leaves) = verifier(&envelopes, &[3, 5, 8]);
@@ -409,6 +541,62 @@ mod tests {
         assert_eq!(summary.retired, 4);
         assert_eq!(summary.records, 4);
         assert_eq!(summary.checkpoints, 3);
+        assert_eq!(summary.sweeps, 1);
+    }
+
+    /// Feeds `retired` leaves, then the rest as records; the outcome.
+    fn run(envelopes: &[Vec<u8>], retired: usize) -> Result<VerifySummary, LogError> {
+        let (mut verifier, leaves) = verifier(envelopes, &[envelopes.len()]);
+        for (seq, leaf) in leaves.iter().enumerate().take(retired) {
+            verifier.retired(seq as u64, leaf)?;
+        }
+        for (seq, envelope) in envelopes.iter().enumerate().skip(retired) {
+            verifier.record(seq as u64, envelope, &leaves[seq], None)?;
+        }
+        verifier.finish()
+    }
+
+    #[test]
+    fn retired_leaves_no_sweep_accounts_for_fail() {
+        // Deleted behind trail's back, leaf hashes put in place: every root
+        // matches, but no sweep says so.
+        let error = run(&log(6), 3).expect_err("unaccounted");
+        assert_eq!(error.first_bad_seq(), Some(0));
+        assert!(error.to_string().contains("no retention sweep"), "{error}");
+        // A sweep that covers less than is retired.
+        let error = run(&log_with_sweeps(8, &[(5, 0, 1, 0)]), 4).expect_err("short");
+        assert_eq!(error.first_bad_seq(), Some(2));
+    }
+
+    #[test]
+    fn sweeps_chain_and_come_after_their_range() {
+        // Two sweeps, the second starting where the first ended.
+        let summary = run(&log_with_sweeps(10, &[(6, 0, 1, 0), (7, 2, 4, 0)]), 5)
+            .expect("chained sweeps verify");
+        assert_eq!((summary.sweeps, summary.retired), (2, 5));
+        // The oldest sweep's own event may be retired: the chain starts later.
+        let summary = run(&log_with_sweeps(12, &[(3, 0, 1, 0), (8, 2, 5, 0)]), 6)
+            .expect("the first sweep's event retired");
+        assert_eq!(summary.sweeps, 1);
+        // A gap between sweeps.
+        let error = run(&log_with_sweeps(10, &[(6, 0, 1, 0), (7, 3, 4, 0)]), 5)
+            .expect_err("gap");
+        assert_eq!(error.first_bad_seq(), Some(7));
+        // A sweep naming records that are still there.
+        let error = run(&log_with_sweeps(8, &[(5, 0, 3, 0)]), 2).expect_err("claims too much");
+        assert_eq!(error.first_bad_seq(), Some(2));
+        // A sweep recorded before the end of its range.
+        let error = run(&log_with_sweeps(8, &[(2, 0, 4, 0)]), 0).expect_err("early");
+        assert_eq!(error.first_bad_seq(), Some(2));
+        // The oldest sweep left cannot start beyond the retired leaves.
+        let error = run(&log_with_sweeps(10, &[(6, 4, 5, 0)]), 4).expect_err("oldest");
+        assert_eq!(error.first_bad_seq(), Some(6));
+    }
+
+    #[test]
+    fn late_recorded_retirements_are_counted() {
+        let summary = run(&log_with_sweeps(8, &[(5, 0, 3, 2)]), 4).expect("verifies");
+        assert_eq!(summary.retired_unrecorded, 2);
     }
 
     #[test]

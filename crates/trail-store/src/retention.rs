@@ -9,11 +9,14 @@
 //! trail is not optional.
 
 use serde_json::{json, Map, Value};
-use trail_core::event::{parse_event, Event, Transport};
+use trail_core::event::{parse_event, Event, EventType, Transport};
+use trail_core::verify::sweep_range;
 use trail_core::policy::ContentPolicy;
 use uuid::Uuid;
 
-use crate::{Accepted, RetireOutcome, Store, StoreError, Tenant};
+use crate::{
+    Accepted, EventQuery, Filters, Order, ReadScope, RetireOutcome, Store, StoreError, Tenant,
+};
 
 /// Records retired per transaction (whole commits are kept together, so a
 /// transaction may hold a few more).
@@ -72,16 +75,19 @@ pub fn trail_event(
         "type": "api_request",
         "name": name,
         "status": "ok",
-        "transport": Transport::System.as_str(),
         "metadata": metadata,
     });
-    parse_event(value).map_err(|errors| {
+    // Transport `system` with these names is refused from outside (see
+    // `trail_core::event::RESERVED_NAMES`); only here is it set.
+    let mut event = parse_event(value).map_err(|errors| {
         let first = errors.into_iter().next();
         StoreError::Invalid {
             field: first.as_ref().map_or_else(String::new, |e| e.field.clone()),
             message: first.map_or_else(String::new, |e| e.message),
         }
-    })
+    })?;
+    event.transport = Some(Transport::System);
+    Ok(event)
 }
 
 /// Appends trail's own events to the tenant's log under its content policy.
@@ -123,8 +129,47 @@ pub enum Swept {
     },
 }
 
+/// Where the newest `retention.sweep` event left in the log says retirement
+/// ended (0 when there is none).
+async fn recorded_end(store: &dyn Store, tenant: &Tenant) -> Result<u64, StoreError> {
+    let page = store
+        .query(
+            &ReadScope {
+                tenant: tenant.clone(),
+                bound_user: None,
+            },
+            &EventQuery {
+                filters: Filters {
+                    event_type: Some(EventType::ApiRequest),
+                    name: Some("retention.sweep".into()),
+                    transport: Some(Transport::System),
+                    ..Filters::default()
+                },
+                order: Order::Desc,
+                limit: 1,
+                ..EventQuery::default()
+            },
+        )
+        .await?;
+    let Some(record) = page.records.first() else {
+        return Ok(0);
+    };
+    let text = String::from_utf8_lossy(&record.envelope);
+    match sweep_range(&text) {
+        Ok(Some(range)) => Ok(range.end),
+        Ok(None) => Ok(0),
+        Err(error) => Err(StoreError::Corrupt(format!("seq {}: {error}", record.seq))),
+    }
+}
+
 /// Retires the tenant's records received before `cutoff` (unix µs) and,
-/// when any were, records one `retention.sweep` event.
+/// when any were, records one `retention.sweep` event naming the range.
+///
+/// The range starts where the last recorded sweep ended, so the sweeps in
+/// the log form one unbroken chain that `trail verify` checks against the
+/// retired leaves. Records found retired without an event (a sweep that
+/// stopped between retiring and recording) are included and counted in
+/// `unrecorded`, so the log says so instead of hiding it.
 pub async fn sweep(
     store: &dyn Store,
     tenant: &Tenant,
@@ -132,17 +177,28 @@ pub async fn sweep(
     policy: ContentPolicy,
     key_id: Option<&str>,
 ) -> Result<Swept, StoreError> {
-    let (first_seq, end_seq) = match store.retire(tenant, cutoff, BATCH).await? {
+    let recorded = recorded_end(store, tenant).await?;
+    let (retired_from, end_seq) = match store.retire(tenant, cutoff, BATCH).await? {
         RetireOutcome::Busy => return Ok(Swept::Busy),
-        RetireOutcome::Retired { first_seq, end_seq } if first_seq < end_seq => {
-            (first_seq, end_seq)
-        }
-        RetireOutcome::Retired { .. } => return Ok(Swept::Nothing),
+        RetireOutcome::Retired { first_seq, end_seq } => (first_seq, end_seq),
     };
+    let first_seq = recorded.min(retired_from);
+    if first_seq >= end_seq {
+        return Ok(Swept::Nothing);
+    }
     let mut metadata = Map::new();
     metadata.insert("first_seq".into(), first_seq.into());
     metadata.insert("last_seq".into(), (end_seq - 1).into());
     metadata.insert("count".into(), (end_seq - first_seq).into());
+    if retired_from > first_seq {
+        metadata.insert("unrecorded".into(), (retired_from - first_seq).into());
+        tracing::warn!(
+            tenant = %tenant.name,
+            from = first_seq,
+            to = retired_from,
+            "records were retired without a recorded sweep; recording them now"
+        );
+    }
     metadata.insert(
         "received_before".into(),
         trail_core::time::format_rfc3339(cutoff).into(),

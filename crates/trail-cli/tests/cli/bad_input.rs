@@ -101,6 +101,15 @@ fn field_cases() -> Vec<(Value, &'static str)> {
             json!({"type": "tool_call", "name": "x", "input": "hello", "input_hash": "0".repeat(64)}),
             "input_hash",
         ),
+        (
+            json!({"type": "api_request", "name": "retention.sweep", "transport": "system",
+                "metadata": {"first_seq": 0, "last_seq": 99}}),
+            "name",
+        ),
+        (
+            json!({"type": "api_request", "name": "events.read", "transport": "system"}),
+            "name",
+        ),
         (with("metadata", json!([1, 2])), "metadata"),
         (with("metadata", json!("key=value")), "metadata"),
         (

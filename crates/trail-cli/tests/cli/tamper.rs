@@ -418,6 +418,34 @@ fn sqlite_tamper_deleted_record_names_its_seq() {
     assert_fails_at(copy.path(), 10, "deleted record");
 }
 
+/// Records deleted with their leaf hashes put where retention keeps those
+/// of retired records: every root and checkpoint still matches, but no
+/// signed `retention.sweep` event accounts for the retirement.
+#[test]
+fn sqlite_tamper_records_passed_off_as_retired_are_caught() {
+    let fixture = fixture();
+    let copy = fixture.copy();
+    let out = attack(
+        copy.path(),
+        &format!(
+            "INSERT INTO tree_nodes (tenant_id, level, idx, hash) \
+             SELECT tenant_id, 0, seq, leaf_hash FROM records WHERE rid >= {lo} AND rid < {hi};\n\
+             DELETE FROM content WHERE rid >= {lo} AND rid < {hi};\n\
+             DELETE FROM records WHERE rid >= {lo} AND rid < {hi};\nSELECT changes();\n",
+            lo = rid(0),
+            hi = rid(6)
+        ),
+    );
+    assert_eq!(lines(&out), ["6"]);
+    let report = assert_fails_at(copy.path(), 0, "records passed off as retired");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no retention sweep")),
+        "{report}"
+    );
+}
+
 #[test]
 fn sqlite_tamper_swapped_records_name_the_first() {
     let fixture = fixture();

@@ -205,6 +205,19 @@ impl Raw {
     }
 }
 
+/// Names of trail's own events (`api_request`, transport `system`): the
+/// records of retention sweeps, erasures and audited reads. No event that
+/// arrives from outside may carry one of them with transport `system`, so
+/// that these records can be told apart from anything a client sends (the
+/// verifier relies on the sweeps).
+pub const RESERVED_NAMES: [&str; 5] = [
+    "retention.sweep",
+    "erasure",
+    "events.read",
+    "events.export",
+    "events.query",
+];
+
 /// Validates and normalizes one event, reporting every bad field.
 pub fn parse_event(value: Value) -> Result<Event, Vec<FieldError>> {
     let Value::Object(map) = value else {
@@ -251,6 +264,14 @@ pub fn parse_event(value: Value) -> Result<Event, Vec<FieldError>> {
         Transport::parse,
         Transport::allowed,
     );
+    if transport == Some(Transport::System) {
+        if let Some(name) = name.as_deref().filter(|n| RESERVED_NAMES.contains(n)) {
+            e.push(
+                "name",
+                format!("{name:?} with transport \"system\" is reserved for trail's own events"),
+            );
+        }
+    }
     let error = e.bounded_string("error", raw.error, MAX_ERROR_BYTES);
     let input_summary = e.bounded_string("input_summary", raw.input_summary, MAX_SUMMARY_BYTES);
     let output_summary = e.bounded_string("output_summary", raw.output_summary, MAX_SUMMARY_BYTES);

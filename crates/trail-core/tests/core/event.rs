@@ -270,3 +270,17 @@ fn batch_errors_are_prefixed_and_all_or_nothing() {
     ]);
     assert_eq!(ok.map(|v| v.len()), Ok(2));
 }
+
+#[test]
+fn trails_own_event_names_are_reserved_with_transport_system() {
+    for name in trail_core::event::RESERVED_NAMES {
+        let errs = errors(json!({"type": "api_request", "name": name, "transport": "system"}));
+        assert_eq!(fields(&errs), vec!["name"], "{name}");
+        assert!(errs[0].message.contains("reserved"), "{name}");
+        // The same name over another transport, or another name, is fine.
+        parse_event(json!({"type": "api_request", "name": name, "transport": "http"}))
+            .expect("other transport");
+    }
+    parse_event(json!({"type": "api_request", "name": "nightly.job", "transport": "system"}))
+        .expect("other name");
+}
