@@ -579,8 +579,7 @@ mod tests {
             .expect("the first sweep's event retired");
         assert_eq!(summary.sweeps, 1);
         // A gap between sweeps.
-        let error = run(&log_with_sweeps(10, &[(6, 0, 1, 0), (7, 3, 4, 0)]), 5)
-            .expect_err("gap");
+        let error = run(&log_with_sweeps(10, &[(6, 0, 1, 0), (7, 3, 4, 0)]), 5).expect_err("gap");
         assert_eq!(error.first_bad_seq(), Some(7));
         // A sweep naming records that are still there.
         let error = run(&log_with_sweeps(8, &[(5, 0, 3, 0)]), 2).expect_err("claims too much");

@@ -10,8 +10,8 @@
 
 use serde_json::{json, Map, Value};
 use trail_core::event::{parse_event, Event, EventType, Transport};
-use trail_core::verify::sweep_range;
 use trail_core::policy::ContentPolicy;
+use trail_core::verify::sweep_range;
 use uuid::Uuid;
 
 use crate::{

@@ -278,6 +278,36 @@ fn erasure_drops_a_users_content_and_keeps_envelopes_and_proofs() {
         erasure["metadata"]["key_id"],
         json!(key_id(&server.admin_key()))
     );
+    // On sqlite, the erased bytes are nowhere in the data dir's files
+    // (database, WAL, shared memory), while the server still runs; the
+    // other user's content is.
+    if !crate::harness::postgres_backend() {
+        let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&server.data_dir)
+            .expect("data dir")
+            .map(|entry| {
+                let entry = entry.expect("entry");
+                (
+                    entry.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(entry.path()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert!(
+            files.iter().any(|(name, _)| name == "trail.db"),
+            "{files:?}"
+        );
+        let holding = |needle: &str| -> Vec<&str> {
+            files
+                .iter()
+                .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                .map(|(name, _)| name.as_str())
+                .collect()
+        };
+        for gone in [email.as_str(), "what u1 asked"] {
+            assert_eq!(holding(gone), Vec::<&str>::new(), "{gone} lingers");
+        }
+        assert!(!holding("what u2 asked").is_empty(), "u2's content stays");
+    }
     // Erasing again finds nothing left, and is recorded again.
     let again = admin
         .post("/v1/erasure", &json!({"user_id": "u1"}))
