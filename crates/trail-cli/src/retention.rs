@@ -5,13 +5,15 @@
 //! call `trail_store::retention` and print the same answer; from a store,
 //! a checkpoint is cut afterwards when the log key is at hand.
 
+use std::sync::Arc;
+
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use trail_server::retention::{erased_json, retention_cutoff, swept_json};
 use trail_store::retention::{self, parse_age};
-use trail_store::{Store, Tenant};
+use trail_store::{Store, Tenant, TenantSettings};
 
 use crate::log_key::LogKeyArgs;
 use crate::settings::DefaultSettingsArgs;
@@ -89,10 +91,7 @@ async fn sweep(args: RunArgs) -> anyhow::Result<()> {
             )
             .await?
     } else {
-        let defaults = args.defaults.settings()?;
-        let (store, tenant) = args.target.open_tenant().await?;
-        let result = async {
-            let settings = store.settings(&tenant).await?.unwrap_or(defaults);
+        on_store(&args.target, &args.defaults, &args.log_key, |store, tenant, settings| async move {
             let now = retention::now_micros();
             let cutoff = match age {
                 Some(age) => now.saturating_sub(age),
@@ -105,14 +104,11 @@ async fn sweep(args: RunArgs) -> anyhow::Result<()> {
             };
             let swept =
                 retention::sweep(&*store, &tenant, cutoff, settings.content_policy, None).await?;
-            let value = swept_json(&swept)
-                .ok_or_else(|| anyhow!("a sweep of tenant {} is running; try again later", tenant.name))?;
-            cut_checkpoint(&args.log_key, &args.target, &*store, &tenant).await?;
-            Ok::<_, anyhow::Error>(value)
-        }
-        .await;
-        store.shutdown().await;
-        result?
+            swept_json(&swept).ok_or_else(|| {
+                anyhow!("a sweep of tenant {} is running; try again later", tenant.name)
+            })
+        })
+        .await?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -147,19 +143,18 @@ pub async fn erase(args: EraseArgs) -> anyhow::Result<()> {
             )
             .await?
     } else {
-        let defaults = args.defaults.settings()?;
-        let (store, tenant) = args.target.open_tenant().await?;
-        let result = async {
-            let settings = store.settings(&tenant).await?.unwrap_or(defaults);
-            let (erased, event) =
-                retention::erase(&*store, &tenant, &args.user, settings.content_policy, None)
-                    .await?;
-            cut_checkpoint(&args.log_key, &args.target, &*store, &tenant).await?;
-            Ok::<_, anyhow::Error>(erased_json(erased, &event))
-        }
-        .await;
-        store.shutdown().await;
-        result?
+        let user = args.user.as_str();
+        on_store(
+            &args.target,
+            &args.defaults,
+            &args.log_key,
+            |store, tenant, settings| async move {
+                let (erased, event) =
+                    retention::erase(&*store, &tenant, user, settings.content_policy, None).await?;
+                Ok(erased_json(erased, &event))
+            },
+        )
+        .await?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -175,17 +170,31 @@ pub async fn erase(args: EraseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs a checkpoint over the grown log when the log key is at hand (a
-/// running server would do it within a second; a store alone needs it
-/// here).
-async fn cut_checkpoint(
-    log_key: &LogKeyArgs,
+/// Runs `work` on the target's store for its tenant under the tenant's
+/// settings (or the defaults), then signs a checkpoint over the grown log
+/// when the log key is at hand (a running server would do it within a
+/// second; a store alone needs it here), and closes the store.
+async fn on_store<F, Fut>(
     target: &Target,
-    store: &dyn Store,
-    tenant: &Tenant,
-) -> anyhow::Result<()> {
-    if let Some(key) = log_key.load_existing(&target.store.data_dir)? {
-        trail_store::checkpoint::cut(store, &key, tenant).await?;
+    defaults: &DefaultSettingsArgs,
+    log_key: &LogKeyArgs,
+    work: F,
+) -> anyhow::Result<Value>
+where
+    F: FnOnce(Arc<dyn Store>, Tenant, TenantSettings) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Value>>,
+{
+    let defaults = defaults.settings()?;
+    let (store, tenant) = target.open_tenant().await?;
+    let result = async {
+        let settings = store.settings(&tenant).await?.unwrap_or(defaults);
+        let value = work(Arc::clone(&store), tenant.clone(), settings).await?;
+        if let Some(key) = log_key.load_existing(&target.store.data_dir)? {
+            trail_store::checkpoint::cut(&*store, &key, &tenant).await?;
+        }
+        Ok(value)
     }
-    Ok(())
+    .await;
+    store.shutdown().await;
+    result
 }

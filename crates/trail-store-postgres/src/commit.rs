@@ -605,16 +605,55 @@ async fn insert(tx: &Transaction<'_>, tenant: i64, r: &Rows) -> Result<(), Refus
 /// rows are read and locked, merged here, and written back in one upsert.
 /// The head's row lock is held, so no other server merges this tenant's
 /// rollups meanwhile.
+/// Reads and locks the tenant's rollup rows of these keys (hour, type,
+/// status, name, as parallel columns), as (hour, type, status, name, n,
+/// durations) rows; keys without a row are left out.
+pub(crate) async fn lock_rollup_rows(
+    tx: &Transaction<'_>,
+    tenant: i64,
+    hours: &[i64],
+    types: &[i16],
+    statuses: &[i16],
+    names: &(dyn tokio_postgres::types::ToSql + Sync),
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+    let first_hour = hours.iter().copied().min().unwrap_or(0);
+    let last_hour = hours.iter().copied().max().unwrap_or(-1);
+    // The hour bounds keep the lookup on the key's (tenant, hour) prefix
+    // whatever join the planner picks.
+    let read = tx
+        .prepare_cached(
+            "SELECT r.hour, r.type, r.status, r.name, r.n, r.durations \
+             FROM unnest($2::bigint[], $3::smallint[], $4::smallint[], $5::text[]) \
+             AS u(hour, type, status, name) \
+             JOIN rollups r ON r.tenant_id = $1 AND r.hour >= $6 AND r.hour <= $7 \
+             AND r.hour = u.hour AND r.type = u.type AND r.status = u.status AND r.name = u.name \
+             FOR UPDATE OF r",
+        )
+        .await
+        .map_err(db)?;
+    tx.query(
+        &read,
+        &[
+            &tenant,
+            &hours,
+            &types,
+            &statuses,
+            names,
+            &first_hour,
+            &last_hour,
+        ],
+    )
+    .await
+    .map_err(db)
+}
+
 async fn merge_rollups(tx: &Transaction<'_>, head: &Head) -> Result<(), StoreError> {
     if head.rollups.is_empty() {
         return Ok(());
     }
     let mut deltas: Deltas<(i64, i16, i16, &str)> = Deltas::default();
-    let (mut first_hour, mut last_hour) = (i64::MAX, i64::MIN);
     for (hour, event_type, status, name, duration) in &head.rollups {
         deltas.add((*hour, *event_type, *status, name.as_str()), *duration);
-        first_hour = first_hour.min(*hour);
-        last_hour = last_hour.max(*hour);
     }
     let mut keys = (
         Vec::with_capacity(deltas.len()),
@@ -631,34 +670,7 @@ async fn merge_rollups(tx: &Transaction<'_>, head: &Head) -> Result<(), StoreErr
         added.push(row);
     }
     switch_tenant(tx, head.tenant).await?;
-    // The hour bounds keep the lookup on the key's (tenant, hour) prefix
-    // whatever join the planner picks.
-    let read = tx
-        .prepare_cached(
-            "SELECT r.hour, r.type, r.status, r.name, r.n, r.durations \
-             FROM unnest($2::bigint[], $3::smallint[], $4::smallint[], $5::text[]) \
-             AS u(hour, type, status, name) \
-             JOIN rollups r ON r.tenant_id = $1 AND r.hour >= $6 AND r.hour <= $7 \
-             AND r.hour = u.hour AND r.type = u.type AND r.status = u.status AND r.name = u.name \
-             FOR UPDATE OF r",
-        )
-        .await
-        .map_err(db)?;
-    let stored = tx
-        .query(
-            &read,
-            &[
-                &head.tenant,
-                &keys.0,
-                &keys.1,
-                &keys.2,
-                &keys.3,
-                &first_hour,
-                &last_hour,
-            ],
-        )
-        .await
-        .map_err(db)?;
+    let stored = lock_rollup_rows(tx, head.tenant, &keys.0, &keys.1, &keys.2, &keys.3).await?;
     let mut counts: Vec<i64> = added.iter().map(|(n, _)| *n as i64).collect();
     let mut durations: Vec<Option<Vec<u8>>> = vec![None; added.len()];
     if !stored.is_empty() {

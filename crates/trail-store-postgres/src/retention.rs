@@ -212,36 +212,15 @@ async fn subtract_rollups(
         keys.push(key.clone());
         retired.insert(key, row);
     }
-    let first_hour = keys.hour.iter().copied().min().unwrap_or(0);
-    let last_hour = keys.hour.iter().copied().max().unwrap_or(-1);
-    // The hour bounds keep the lookup on the key's (tenant, hour) prefix
-    // whatever join the planner picks.
-    let read = tx
-        .prepare_cached(
-            "SELECT r.hour, r.type, r.status, r.name, r.n, r.durations \
-             FROM unnest($2::bigint[], $3::smallint[], $4::smallint[], $5::text[]) \
-             AS u(hour, type, status, name) \
-             JOIN rollups r ON r.tenant_id = $1 AND r.hour >= $6 AND r.hour <= $7 \
-             AND r.hour = u.hour AND r.type = u.type AND r.status = u.status AND r.name = u.name \
-             FOR UPDATE OF r",
-        )
-        .await
-        .map_err(db)?;
-    let stored = tx
-        .query(
-            &read,
-            &[
-                &tenant,
-                &keys.hour,
-                &keys.event_type,
-                &keys.status,
-                &keys.name,
-                &first_hour,
-                &last_hour,
-            ],
-        )
-        .await
-        .map_err(db)?;
+    let stored = crate::commit::lock_rollup_rows(
+        tx,
+        tenant,
+        &keys.hour,
+        &keys.event_type,
+        &keys.status,
+        &keys.name,
+    )
+    .await?;
     // Rollups are derived data: a row missing here has nothing to undo.
     let (mut left, mut counts, mut durations) = (Keys::default(), Vec::new(), Vec::new());
     let mut empty = Keys::default();
