@@ -112,6 +112,8 @@ async fn sweep(args: RunArgs) -> anyhow::Result<()> {
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value)?);
+    } else if value["status"] == "running" {
+        println!("{}", value["detail"].as_str().unwrap_or("still running"));
     } else if value["retired"].as_u64().unwrap_or(0) == 0 {
         println!("nothing to retire");
     } else {
@@ -158,6 +160,8 @@ pub async fn erase(args: EraseArgs) -> anyhow::Result<()> {
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value)?);
+    } else if value["status"] == "running" {
+        println!("{}", value["detail"].as_str().unwrap_or("still running"));
     } else {
         println!(
             "erased the content of {} records of user {}; recorded as event {} (seq {})",

@@ -601,10 +601,6 @@ async fn insert(tx: &Transaction<'_>, tenant: i64, r: &Rows) -> Result<(), Refus
     Ok(())
 }
 
-/// Merges the rollup entries of a tenant's head into `rollups`: the touched
-/// rows are read and locked, merged here, and written back in one upsert.
-/// The head's row lock is held, so no other server merges this tenant's
-/// rollups meanwhile.
 /// Reads and locks the tenant's rollup rows of these keys (hour, type,
 /// status, name, as parallel columns), as (hour, type, status, name, n,
 /// durations) rows; keys without a row are left out.
@@ -647,6 +643,10 @@ pub(crate) async fn lock_rollup_rows(
     .map_err(db)
 }
 
+/// Merges the rollup entries of a tenant's head into `rollups`: the touched
+/// rows are read and locked, merged here, and written back in one upsert.
+/// The head's row lock is held, so no other server merges this tenant's
+/// rollups meanwhile.
 async fn merge_rollups(tx: &Transaction<'_>, head: &Head) -> Result<(), StoreError> {
     if head.rollups.is_empty() {
         return Ok(());

@@ -29,7 +29,16 @@ pub struct SqliteCommitter {
     /// The tree edges of the batch being committed; they become `ranges`
     /// only once the commit succeeded.
     pending_ranges: HashMap<i64, CompactRange>,
+    /// Held for each commit; retirement and erasure batches take it too.
+    gate: WriteGate,
 }
+
+/// Turns between this process's writers of the database: the committer
+/// and the retirement and erasure batches. Without it, a committer blocked
+/// by a batch waits in sqlite's busy handler, which sleeps in growing steps
+/// (up to 100 ms) and can miss the moment between two batches; a mutex
+/// wakes it as soon as the batch ends.
+pub type WriteGate = std::sync::Arc<std::sync::Mutex<()>>;
 
 /// What one job derives from its records besides the records themselves,
 /// kept apart until the job is known to commit.
@@ -52,12 +61,13 @@ struct Head {
 
 impl SqliteCommitter {
     /// Wraps an open, migrated connection.
-    pub fn new(conn: Connection) -> Self {
+    pub fn new(conn: Connection, gate: WriteGate) -> Self {
         SqliteCommitter {
             conn,
             dim_cache: HashMap::new(),
             ranges: HashMap::new(),
             pending_ranges: HashMap::new(),
+            gate,
         }
     }
 
@@ -310,6 +320,8 @@ impl SqliteCommitter {
 
 impl Committer for SqliteCommitter {
     fn commit(&mut self, jobs: &[AppendJob]) -> Result<Vec<JobResult>, StoreError> {
+        let gate = std::sync::Arc::clone(&self.gate);
+        let _turn = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(StoreError::backend)?;

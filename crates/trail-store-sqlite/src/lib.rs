@@ -70,6 +70,8 @@ pub struct SqliteStore {
     checkpointer: Checkpointer,
     /// Tenants whose retirement runs now.
     retiring: Arc<Mutex<HashSet<i64>>>,
+    /// Turns between the committer and retirement or erasure batches.
+    gate: commit::WriteGate,
 }
 
 /// A tenant's claim on running its retirement, released on drop.
@@ -117,7 +119,11 @@ impl SqliteStore {
             .map_err(StoreError::backend)?;
         schema::migrate(&mut conn)?;
         let checkpointer = Checkpointer::start(connect(path, 1024)?, options.checkpoint_interval);
-        let writer = Writer::start(commit::SqliteCommitter::new(conn), options.writer);
+        let gate = commit::WriteGate::default();
+        let writer = Writer::start(
+            commit::SqliteCommitter::new(conn, std::sync::Arc::clone(&gate)),
+            options.writer,
+        );
         Ok(SqliteStore {
             path: path.to_owned(),
             options,
@@ -125,6 +131,7 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(Vec::new())),
             checkpointer,
             retiring: Arc::default(),
+            gate,
         })
     }
 
@@ -427,14 +434,24 @@ impl Store for SqliteStore {
             .read(move |conn| retention::retired(conn, tenant))
             .await?;
         let mut end = first;
+        // Small batches, each in its turn with the committer, so ingest
+        // waits for one batch at most, and a pause as long as the batch
+        // after each, so retirement takes at most half of the write time.
+        let batch = batch.clamp(1, retention::MAX_BATCH);
         loop {
+            let started = std::time::Instant::now();
+            let gate = Arc::clone(&self.gate);
             let (from, to) = self
-                .read(move |conn| retention::retire_batch(conn, tenant, cutoff, batch))
+                .read(move |conn| {
+                    let _turn = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    retention::retire_batch(conn, tenant, cutoff, batch)
+                })
                 .await?;
             if from == to {
                 break;
             }
             end = to;
+            tokio::time::sleep(started.elapsed()).await;
         }
         Ok(RetireOutcome::Retired {
             first_seq: first,
@@ -450,7 +467,8 @@ impl Store for SqliteStore {
 
     async fn erase_user(&self, tenant: &Tenant, user_id: &str) -> Result<u64, StoreError> {
         let (tenant, user_id) = (tenant.id, user_id.to_owned());
-        self.read(move |conn| retention::erase_user(conn, tenant, &user_id))
+        let gate = Arc::clone(&self.gate);
+        self.read(move |conn| retention::erase_user(conn, tenant, &user_id, &gate))
             .await
     }
 

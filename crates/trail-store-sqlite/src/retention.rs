@@ -28,6 +28,10 @@ use crate::postings;
 use crate::rollup::{Pending, HOUR};
 use crate::schema::{rid, rid_range};
 
+/// Most records one retirement transaction takes on sqlite (about 40 ms
+/// of work with full content): ingest waits for one batch at most.
+pub const MAX_BATCH: u32 = 1_000;
+
 /// Records retired so far: seqs below this are gone.
 pub fn retired(conn: &Connection, tenant: i64) -> Result<u64, StoreError> {
     let last: Option<i64> = conn
@@ -163,7 +167,13 @@ pub fn retire_batch(
 
 /// Erases the content of every record of `user_id`; returns how many
 /// records lost content.
-pub fn erase_user(conn: &Connection, tenant: i64, user_id: &str) -> Result<u64, StoreError> {
+pub fn erase_user(
+    conn: &Connection,
+    tenant: i64,
+    user_id: &str,
+    gate: &crate::commit::WriteGate,
+) -> Result<u64, StoreError> {
+    let turn = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let erased = sanctioned(conn, "erase", || {
         let dim: Option<i64> = conn
             .prepare_cached("SELECT id FROM dims WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3")
@@ -186,6 +196,7 @@ pub fn erase_user(conn: &Connection, tenant: i64, user_id: &str) -> Result<u64, 
         }
         Ok(erased)
     })?;
+    drop(turn);
     if erased > 0 {
         truncate_wal(conn);
     }

@@ -3,12 +3,17 @@
 //! content). Admin only; each is recorded in the log by
 //! `trail_store::retention` with the caller's key id.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use trail_store::retention::{self, parse_age};
+use trail_store::StoreError;
 
 use crate::auth::authenticate;
 use crate::error::ApiError;
@@ -33,7 +38,7 @@ pub async fn run(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = authenticate(&*state.store, &headers).await?;
     caller.require_admin()?;
     let fields = fields(&body, &["older_than"])?;
@@ -59,17 +64,59 @@ pub async fn run(
             )
         })?,
     };
-    let swept = retention::sweep(
-        &*state.store,
-        &caller.tenant,
-        cutoff,
-        settings.content_policy,
-        Some(&caller.key_id),
-    )
+    let (store, tenant, key_id) = (
+        Arc::clone(&state.store),
+        caller.tenant.clone(),
+        caller.key_id.clone(),
+    );
+    let swept = in_background(async move {
+        retention::sweep(
+            &*store,
+            &tenant,
+            cutoff,
+            settings.content_policy,
+            Some(&key_id),
+        )
+        .await
+    })
     .await?;
-    swept_json(&swept)
-        .map(Json)
-        .ok_or_else(|| ApiError::conflict("a sweep of this tenant is running; try again later"))
+    match swept {
+        None => Ok(still_running("retention.sweep")),
+        Some(swept) => swept_json(&swept)
+            .map(|value| (StatusCode::OK, Json(value)))
+            .ok_or_else(|| {
+                ApiError::conflict("a sweep of this tenant is running; try again later")
+            }),
+    }
+}
+
+/// How long a retention or erasure request waits for its work; longer work
+/// goes on in the background and is answered 202.
+const ANSWER_WITHIN: Duration = Duration::from_secs(20);
+
+/// Runs `work` on its own task, so that it finishes and records its event
+/// even when the request ends first (a timeout, a client that hangs up);
+/// `None` when it is still running after [`ANSWER_WITHIN`].
+async fn in_background<T: Send + 'static>(
+    work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<Option<T>, ApiError> {
+    let task = tokio::spawn(work);
+    match tokio::time::timeout(ANSWER_WITHIN, task).await {
+        Err(_) => Ok(None),
+        Ok(Err(error)) => Err(ApiError::internal(format!("the task failed: {error}"))),
+        Ok(Ok(result)) => Ok(Some(result?)),
+    }
+}
+
+/// 202: the work goes on and will be recorded as a `name` event.
+fn still_running(name: &str) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "status": "running",
+            "detail": format!("still running after {} s; it goes on and is recorded as a {name} event in the log when done", ANSWER_WITHIN.as_secs()),
+        })),
+    )
 }
 
 /// `POST /v1/erasure` `{"user_id": "..."}`.
@@ -77,7 +124,7 @@ pub async fn erase(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = authenticate(&*state.store, &headers).await?;
     caller.require_admin()?;
     let fields = fields(&body, &["user_id"])?;
@@ -91,13 +138,25 @@ pub async fn erase(
         }
     };
     let settings = state.settings.read(&*state.store, &caller.tenant).await?;
-    let (erased, event) = retention::erase(
-        &*state.store,
-        &caller.tenant,
-        user_id,
-        settings.content_policy,
-        Some(&caller.key_id),
-    )
+    let (store, tenant, key_id, user_id) = (
+        Arc::clone(&state.store),
+        caller.tenant.clone(),
+        caller.key_id.clone(),
+        user_id.clone(),
+    );
+    let erased = in_background(async move {
+        retention::erase(
+            &*store,
+            &tenant,
+            &user_id,
+            settings.content_policy,
+            Some(&key_id),
+        )
+        .await
+    })
     .await?;
-    Ok(Json(erased_json(erased, &event)))
+    Ok(match erased {
+        None => still_running("erasure"),
+        Some((erased, event)) => (StatusCode::OK, Json(erased_json(erased, &event))),
+    })
 }
