@@ -25,9 +25,10 @@
 //! Every retirement is accounted for by the log itself: each sweep records
 //! a `retention.sweep` event (type `api_request`, transport `system`) with
 //! the seq range it retired, appended after the retirement. The verifier
-//! checks that the sweeps it sees form one unbroken chain (each starts where
-//! the previous ended), that each event comes after the range it names, and
-//! that the last one ends exactly where the retired leaves end: records
+//! checks that each event comes after the range it names and that the
+//! ranges it sees (in any order: sweeps of several servers may be recorded
+//! out of order) cover the retired leaves without a gap and end exactly
+//! where they end: records
 //! deleted behind trail's back (even with their leaf hashes put where
 //! retired ones go, so that every root still matches) show up as retired
 //! leaves no signed sweep accounts for. A sweep that finds records retired
@@ -147,8 +148,8 @@ pub struct LogVerifier {
     expected: BTreeMap<u64, Hash>,
     verified_upto: u64,
     summary: VerifySummary,
-    /// Where the last sweep seen ended.
-    swept_to: Option<u64>,
+    /// The sweeps seen so far.
+    sweeps: Vec<SweepRange>,
 }
 
 /// A record that passed [`LogVerifier::check`], ready to be appended.
@@ -178,7 +179,7 @@ impl LogVerifier {
             expected: BTreeMap::new(),
             verified_upto: 0,
             summary: VerifySummary::default(),
-            swept_to: None,
+            sweeps: Vec::new(),
         }
     }
 
@@ -344,40 +345,74 @@ impl LogVerifier {
         Ok(nodes)
     }
 
-    /// Chains the sweep recorded at `position` onto the ones before it.
+    /// Takes note of the sweep recorded at `position`.
     fn account(&mut self, position: u64, sweep: SweepRange) -> Result<(), LogError> {
-        let bad = |what: String| LogError::Record {
-            seq: position,
-            what,
-        };
         if sweep.end > position {
-            return Err(bad(format!(
-                "a retention sweep of seqs {}..{} recorded before it ended",
-                sweep.first, sweep.end
-            )));
+            return Err(LogError::Record {
+                seq: position,
+                what: format!(
+                    "a retention sweep of seqs {}..{} recorded before it ended",
+                    sweep.first, sweep.end
+                ),
+            });
         }
-        match self.swept_to {
-            Some(end) if sweep.first != end => {
-                return Err(bad(format!(
-                    "this retention sweep starts at seq {} but the previous one ended at {end}: \
-                     records between them were removed without a recorded sweep",
-                    sweep.first
-                )))
-            }
-            // The first sweep still in the log: the one before it (if any)
-            // ended where it starts and was recorded after that, so among
-            // the retired leaves.
-            None if sweep.first > 0 && sweep.first >= self.summary.retired => {
-                return Err(bad(format!(
-                    "the oldest retention sweep left starts at seq {} but only {} records are retired",
-                    sweep.first, self.summary.retired
-                )))
-            }
-            _ => {}
-        }
-        self.swept_to = Some(sweep.end);
+        self.sweeps.push(sweep);
         self.summary.sweeps += 1;
         self.summary.retired_unrecorded += sweep.unrecorded;
+        Ok(())
+    }
+
+    /// Checks that the sweeps seen account for exactly the retired leaves:
+    /// their ranges, in any order (sweeps of several servers may be
+    /// recorded out of order), cover `[start, retired)` without a gap, where
+    /// `start` is 0 or, when earlier sweeps were themselves retired, a seq
+    /// among the retired leaves (the sweep that ended there was recorded
+    /// after it, and is gone).
+    fn check_sweeps(&self) -> Result<(), LogError> {
+        let retired = self.summary.retired;
+        let unaccounted = |from: u64, to: u64| {
+            LogError::Record {
+            seq: from,
+            what: format!(
+                "seqs {from}..{to} are retired but no retention sweep in the log records their retirement"
+            ),
+        }
+        };
+        let mut ranges: Vec<SweepRange> = self.sweeps.clone();
+        ranges.sort_by_key(|range| range.first);
+        let Some(oldest) = ranges.first() else {
+            return match retired {
+                0 => Ok(()),
+                _ => Err(unaccounted(0, retired)),
+            };
+        };
+        if oldest.first > 0 && oldest.first >= retired {
+            return Err(LogError::Record {
+                seq: retired,
+                what: format!(
+                    "the oldest retention sweep left starts at seq {} but only {retired} records are retired",
+                    oldest.first
+                ),
+            });
+        }
+        let mut covered = oldest.first;
+        for range in &ranges {
+            if range.first > covered {
+                return Err(unaccounted(covered, range.first));
+            }
+            covered = covered.max(range.end);
+        }
+        if retired > covered {
+            return Err(unaccounted(covered, retired));
+        }
+        if retired < covered {
+            return Err(LogError::Record {
+                seq: retired,
+                what: format!(
+                    "a retention sweep records seqs up to {covered} as retired, but the records from {retired} on are still there"
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -415,23 +450,7 @@ impl LogVerifier {
                 ),
             });
         }
-        let (retired, accounted) = (self.summary.retired, self.swept_to.unwrap_or(0));
-        if retired > accounted {
-            return Err(LogError::Record {
-                seq: accounted,
-                what: format!(
-                    "seqs {accounted}..{retired} are retired but no retention sweep in the log records their retirement"
-                ),
-            });
-        }
-        if retired < accounted {
-            return Err(LogError::Record {
-                seq: retired,
-                what: format!(
-                    "a retention sweep records seqs up to {accounted} as retired, but the records from {retired} on are still there"
-                ),
-            });
-        }
+        self.check_sweeps()?;
         Ok(self.summary)
     }
 }
@@ -578,9 +597,13 @@ mod tests {
         let summary = run(&log_with_sweeps(12, &[(3, 0, 1, 0), (8, 2, 5, 0)]), 6)
             .expect("the first sweep's event retired");
         assert_eq!(summary.sweeps, 1);
+        // Recorded out of order (two servers), or overlapping: the union
+        // counts.
+        run(&log_with_sweeps(10, &[(6, 2, 4, 0), (7, 0, 1, 0)]), 5).expect("out of order");
+        run(&log_with_sweeps(10, &[(6, 0, 2, 0), (7, 0, 4, 2)]), 5).expect("overlapping");
         // A gap between sweeps.
         let error = run(&log_with_sweeps(10, &[(6, 0, 1, 0), (7, 3, 4, 0)]), 5).expect_err("gap");
-        assert_eq!(error.first_bad_seq(), Some(7));
+        assert_eq!(error.first_bad_seq(), Some(2));
         // A sweep naming records that are still there.
         let error = run(&log_with_sweeps(8, &[(5, 0, 3, 0)]), 2).expect_err("claims too much");
         assert_eq!(error.first_bad_seq(), Some(2));
@@ -589,7 +612,7 @@ mod tests {
         assert_eq!(error.first_bad_seq(), Some(2));
         // The oldest sweep left cannot start beyond the retired leaves.
         let error = run(&log_with_sweeps(10, &[(6, 4, 5, 0)]), 4).expect_err("oldest");
-        assert_eq!(error.first_bad_seq(), Some(6));
+        assert_eq!(error.first_bad_seq(), Some(4));
     }
 
     #[test]

@@ -173,30 +173,36 @@ pub fn erase_user(
     user_id: &str,
     gate: &crate::commit::WriteGate,
 ) -> Result<u64, StoreError> {
-    let turn = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let erased = sanctioned(conn, "erase", || {
-        let dim: Option<i64> = conn
-            .prepare_cached("SELECT id FROM dims WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3")
-            .and_then(|mut stmt| {
-                stmt.query_row(params![tenant, DimKind::User as u8, user_id], |row| {
-                    row.get(0)
-                })
-                .optional()
+    let dim: Option<i64> = conn
+        .prepare_cached("SELECT id FROM dims WHERE tenant_id = ?1 AND kind = ?2 AND value = ?3")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![tenant, DimKind::User as u8, user_id], |row| {
+                row.get(0)
             })
-            .map_err(StoreError::backend)?;
-        let Some(dim) = dim else { return Ok(0) };
-        let mut delete = conn
-            .prepare_cached("DELETE FROM content WHERE rid = ?1")
-            .map_err(StoreError::backend)?;
-        let mut erased = 0u64;
-        for seq in postings::all_seqs(conn, tenant, dim)? {
-            erased += delete
-                .execute([rid(tenant, seq)])
-                .map_err(StoreError::backend)? as u64;
-        }
-        Ok(erased)
-    })?;
-    drop(turn);
+            .optional()
+        })
+        .map_err(StoreError::backend)?;
+    let Some(dim) = dim else { return Ok(0) };
+    // The user's records as of now, erased a batch per transaction, each in
+    // its turn with the committer (a record retired meanwhile has no
+    // content row left to delete).
+    let seqs = postings::all_seqs(conn, tenant, dim)?;
+    let mut erased = 0u64;
+    for chunk in seqs.chunks(MAX_BATCH as usize) {
+        let _turn = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        erased += sanctioned(conn, "erase", || {
+            let mut delete = conn
+                .prepare_cached("DELETE FROM content WHERE rid = ?1")
+                .map_err(StoreError::backend)?;
+            let mut erased = 0u64;
+            for &seq in chunk {
+                erased += delete
+                    .execute([rid(tenant, seq)])
+                    .map_err(StoreError::backend)? as u64;
+            }
+            Ok(erased)
+        })?;
+    }
     if erased > 0 {
         truncate_wal(conn);
     }

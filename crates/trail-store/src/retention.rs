@@ -166,8 +166,8 @@ async fn recorded_end(store: &dyn Store, tenant: &Tenant) -> Result<u64, StoreEr
 /// when any were, records one `retention.sweep` event naming the range.
 ///
 /// The range starts where the last recorded sweep ended, so the sweeps in
-/// the log form one unbroken chain that `trail verify` checks against the
-/// retired leaves. Records found retired without an event (a sweep that
+/// the log cover the retired leaves without a gap, which `trail verify`
+/// checks. Records found retired without an event (a sweep that
 /// stopped between retiring and recording) are included and counted in
 /// `unrecorded`, so the log says so instead of hiding it.
 pub async fn sweep(
@@ -177,11 +177,14 @@ pub async fn sweep(
     policy: ContentPolicy,
     key_id: Option<&str>,
 ) -> Result<Swept, StoreError> {
-    let recorded = recorded_end(store, tenant).await?;
     let (retired_from, end_seq) = match store.retire(tenant, cutoff, BATCH).await? {
         RetireOutcome::Busy => return Ok(Swept::Busy),
         RetireOutcome::Retired { first_seq, end_seq } => (first_seq, end_seq),
     };
+    // Read after retiring, so that the event of a sweep that ran just
+    // before (on another server) is most likely in; should it not be yet,
+    // this event overlaps it, which the verifier accepts.
+    let recorded = recorded_end(store, tenant).await?;
     let first_seq = recorded.min(retired_from);
     if first_seq >= end_seq {
         return Ok(Swept::Nothing);
