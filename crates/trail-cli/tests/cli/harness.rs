@@ -217,7 +217,7 @@ impl Server {
     /// Starts a server on `dir` listening on `listen` (a fixed address, so
     /// a client can be pointed at it before it runs and across restarts).
     pub fn start_in_at(dir: &Path, listen: SocketAddr) -> Server {
-        Server::spawn_at(dir, false, server_database_url(dir), &[], listen)
+        Server::spawn_at(dir, false, server_database_url(dir), &[], listen, &[])
     }
 
     /// Starts a server on `dir`, configured through `TRAIL_DATA_DIR` and
@@ -237,7 +237,30 @@ impl Server {
 
     fn spawn(dir: &Path, use_env: bool, database_url: Option<String>, extra: &[&str]) -> Server {
         let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        Server::spawn_at(dir, use_env, database_url, extra, any_port)
+        Server::spawn_at(dir, use_env, database_url, extra, any_port, &[])
+    }
+
+    /// Starts a server on `dir` whose clock runs `offset` ahead of the real
+    /// one (libfaketime, which scripts/test installs; e.g. `"+2d"`).
+    pub fn start_in_future(dir: &Path, offset: &str) -> Server {
+        let library = std::fs::read_dir("/usr/lib")
+            .expect("/usr/lib")
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.path().join("faketime/libfaketimeMT.so.1"))
+            .find(|path| path.exists())
+            .expect("libfaketime is not installed (scripts/test installs it: apt-get install libfaketime)");
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        Server::spawn_at(
+            dir,
+            false,
+            server_database_url(dir),
+            &[],
+            any_port,
+            &[
+                ("LD_PRELOAD", library.to_string_lossy().into_owned()),
+                ("FAKETIME", offset.to_owned()),
+            ],
+        )
     }
 
     fn spawn_at(
@@ -246,6 +269,7 @@ impl Server {
         database_url: Option<String>,
         extra: &[&str],
         listen: SocketAddr,
+        env: &[(&str, String)],
     ) -> Server {
         let listen = listen.to_string();
         let n = SERVER_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -274,6 +298,7 @@ impl Server {
                 command.arg("--database-url").arg(url);
             }
         }
+        command.envs(env.iter().map(|(name, value)| (name, value)));
         command
             .env("TRAIL_LOG", "info")
             .stdin(Stdio::null())

@@ -725,3 +725,45 @@ fn bad_serve_defaults_are_usage_errors_naming_the_variable() {
         );
     }
 }
+
+/// `trail serve` sweeps by each tenant's `retention_days` on its own (at
+/// start, then hourly): a server restarted with its clock two days ahead
+/// retires the records of a tenant that keeps one day, records the sweep
+/// without a key id, and the log still verifies from the store.
+#[test]
+fn serve_sweeps_by_retention_days_on_its_own() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut server = Server::start_in(dir.path());
+    let key = server.admin_key();
+    let admin = server.admin();
+    admin
+        .put("/v1/settings", &json!({"retention_days": 1}))
+        .expect(200);
+    admin.ingest(&batch(20, "first"));
+    admin.ingest(&batch(10, "second"));
+    assert_eq!(named(&admin, "retention.sweep").len(), 0);
+    assert!(server.terminate().success(), "SIGTERM exit");
+
+    let later = Server::start_in_future(dir.path(), "+2d");
+    let admin = later.client(&key);
+    assert!(
+        wait_until(Duration::from_secs(30), || named(&admin, "retention.sweep")
+            .len()
+            == 1),
+        "no sweep at start: {}",
+        later.log()
+    );
+    let sweep = only(&admin, "retention.sweep");
+    assert_eq!(sweep["metadata"]["first_seq"], json!(0), "{sweep}");
+    assert_eq!(sweep["metadata"]["last_seq"], json!(29), "{sweep}");
+    assert_eq!(sweep["metadata"]["count"], json!(30), "{sweep}");
+    assert_eq!(sweep["metadata"].get("key_id"), None, "{sweep}");
+    assert_eq!(sweep["transport"], "system", "{sweep}");
+    assert_eq!(admin.total_recorded(&[]), 0, "every record was a day old");
+    drop(later);
+
+    let dir_arg = dir.path().to_str().expect("utf-8 path");
+    let report = verify_json(&["verify", "--data-dir", dir_arg]);
+    assert_eq!(report["retired"], json!(30), "{report}");
+    assert_eq!(report["sweeps"], json!(1), "{report}");
+}
