@@ -196,7 +196,7 @@ fn finish(args: &VerifyArgs, reports: Vec<Report>) -> anyhow::Result<()> {
                     );
                     if summary.retired_unrecorded > 0 {
                         println!(
-                            "tenant {}: note: {} of the retired records were found retired without a sweep event and recorded late (an interrupted sweep, or a deletion behind trail's back)",
+                            "tenant {}: WARNING: {} of the retired records were retired without a sweep recorded at the time; a later sweep recorded them as `unrecorded` (an interrupted sweep, or records deleted behind trail's back: look for the retention.sweep events with `unrecorded` and the server's logs)",
                             report.tenant, summary.retired_unrecorded
                         );
                     }

@@ -18,6 +18,10 @@ use crate::{
     Accepted, EventQuery, Filters, Order, ReadScope, RetireOutcome, Store, StoreError, Tenant,
 };
 
+/// Rounds of 200 ms a sweep waits for another sweep's event before it
+/// records retired records as `unrecorded`.
+const UNRECORDED_GRACE_ROUNDS: usize = 5;
+
 /// Records retired per transaction (whole commits are kept together, so a
 /// transaction may hold a few more).
 pub const BATCH: u32 = 10_000;
@@ -182,9 +186,18 @@ pub async fn sweep(
         RetireOutcome::Retired { first_seq, end_seq } => (first_seq, end_seq),
     };
     // Read after retiring, so that the event of a sweep that ran just
-    // before (on another server) is most likely in; should it not be yet,
-    // this event overlaps it, which the verifier accepts.
-    let recorded = recorded_end(store, tenant).await?;
+    // before on another server (which records it right after releasing the
+    // tenant's retirement) is in. Retired records that no recorded sweep
+    // covers yet get a short grace for such an event to land before they
+    // are called unrecorded.
+    let mut recorded = recorded_end(store, tenant).await?;
+    for _ in 0..UNRECORDED_GRACE_ROUNDS {
+        if recorded >= retired_from {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        recorded = recorded_end(store, tenant).await?;
+    }
     let first_seq = recorded.min(retired_from);
     if first_seq >= end_seq {
         return Ok(Swept::Nothing);

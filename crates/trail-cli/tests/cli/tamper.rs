@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::harness::{new_uuid, trail, Server};
+use crate::harness::{new_uuid, trail, wait_until, Server};
 use crate::independent::{complete_subtrees, jcs, leaf_hash, parse_hash, vkey_text, Hash};
 
 /// The default tenant's id in `tenants`.
@@ -443,6 +443,64 @@ fn sqlite_tamper_records_passed_off_as_retired_are_caught() {
             .as_str()
             .is_some_and(|e| e.contains("no retention sweep")),
         "{report}"
+    );
+}
+
+/// The same deletion, done the way retention does it (guard row and all),
+/// in a tenant that keeps one day: the next sweep of `trail serve` (run
+/// here with its clock two days ahead) retires the rest and records the
+/// deleted records as `unrecorded`, so the log verifies again, but with a
+/// warning naming how many were never recorded by the sweep that retired
+/// them.
+#[test]
+fn sqlite_tamper_records_retired_without_a_sweep_are_reported_by_the_next_one() {
+    let fixture = fixture();
+    let copy = fixture.copy();
+    let dir = copy.path().to_str().unwrap();
+    let set = trail(&[
+        "settings",
+        "set",
+        "--data-dir",
+        dir,
+        "--retention-days",
+        "1",
+    ]);
+    assert_eq!(set.code, 0, "{set:#?}");
+    let (ok, out, stderr) = sqlite(
+        &db(copy.path()),
+        &format!(
+            "BEGIN;\nINSERT INTO sanction (kind) VALUES ('retire');\n\
+             INSERT INTO tree_nodes (tenant_id, level, idx, hash) \
+             SELECT tenant_id, 0, seq, leaf_hash FROM records WHERE rid >= {lo} AND rid < {hi};\n\
+             DELETE FROM content WHERE rid >= {lo} AND rid < {hi};\n\
+             DELETE FROM postings WHERE tenant_id = {TENANT} AND last_seq < 8;\n\
+             DELETE FROM records WHERE rid >= {lo} AND rid < {hi};\nSELECT changes();\n\
+             DELETE FROM sanction;\nCOMMIT;\n",
+            lo = rid(0),
+            hi = rid(8)
+        ),
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(lines(&out), ["8"]);
+    assert_fails_at(copy.path(), 0, "retired without a sweep");
+
+    let mut later = Server::start_in_future(copy.path(), "+2d");
+    assert!(
+        wait_until(std::time::Duration::from_secs(30), || later
+            .log()
+            .contains("retention sweep: retired")),
+        "no sweep: {}",
+        later.log()
+    );
+    assert!(later.terminate().success(), "SIGTERM exit");
+    let (code, report, stderr) = verify(copy.path());
+    assert_eq!(code, 0, "{report} {stderr}");
+    assert_eq!(report["retired"], json!(STORED), "{report}");
+    assert_eq!(report["retired_unrecorded"], json!(8), "{report}");
+    let text = trail(&["verify", "--data-dir", dir]);
+    assert!(
+        text.stdout.contains("WARNING: 8 of the retired records"),
+        "{text:#?}"
     );
 }
 
