@@ -390,13 +390,14 @@ impl Store for PostgresStore {
         trail_store::tree::is_stored_level(level)
     }
 
-    async fn retire(
+    async fn retire_then(
         &self,
         tenant: &Tenant,
         cutoff: i64,
         batch: u32,
+        then: trail_store::AfterRetire<'_>,
     ) -> Result<RetireOutcome, StoreError> {
-        retention::retire(&self.pool, tenant.id, cutoff, batch).await
+        retention::retire(&self.pool, tenant.id, cutoff, batch, then).await
     }
 
     async fn retired(&self, tenant: &Tenant) -> Result<u64, StoreError> {

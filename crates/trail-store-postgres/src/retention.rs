@@ -45,12 +45,14 @@ pub async fn retired(tx: &Transaction<'_>, tenant: i64) -> Result<u64, StoreErro
 }
 
 /// Retires the tenant's records received before `cutoff`, in batches of
-/// about `batch`, unless another retirement of the tenant holds its lock.
+/// about `batch`, unless another retirement of the tenant holds its lock;
+/// runs `then` with the retired range before giving the lock up.
 pub async fn retire(
     pool: &Pool,
     tenant: i64,
     cutoff: i64,
     batch: u32,
+    then: trail_store::AfterRetire<'_>,
 ) -> Result<RetireOutcome, StoreError> {
     let client = connection(pool).await?;
     let key = i32::try_from(tenant).unwrap_or(i32::MAX);
@@ -66,7 +68,12 @@ pub async fn retire(
     // the unlock fails, closing it releases the lock, instead of a pooled
     // connection holding it for good.
     let mut client = Object::take(client);
-    let outcome = retire_locked(&mut client, tenant, cutoff, batch).await;
+    let outcome = match retire_locked(&mut client, tenant, cutoff, batch).await {
+        Ok(RetireOutcome::Retired { first_seq, end_seq }) => then(first_seq, end_seq)
+            .await
+            .map(|()| RetireOutcome::Retired { first_seq, end_seq }),
+        other => other,
+    };
     let unlocked = client
         .query_one("SELECT pg_advisory_unlock($1, $2)", &[&RETIRE_LOCK, &key])
         .await

@@ -26,8 +26,8 @@ use rusqlite::{Connection, OpenFlags};
 use trail_core::record::PreparedEvent;
 use trail_store::writer::{Writer, WriterConfig, WriterMetrics};
 use trail_store::{
-    Accepted, ApiKey, EventQuery, Page, ReadScope, RetireOutcome, Stats, StatsQuery, Store,
-    StoreError, StoredCheckpoint, StoredRecord, Tenant, TenantSettings,
+    Accepted, AfterRetire, ApiKey, EventQuery, Page, ReadScope, RetireOutcome, Stats, StatsQuery,
+    Store, StoreError, StoredCheckpoint, StoredRecord, Tenant, TenantSettings,
 };
 use uuid::Uuid;
 
@@ -417,11 +417,12 @@ impl Store for SqliteStore {
         tree::is_stored_level(level)
     }
 
-    async fn retire(
+    async fn retire_then(
         &self,
         tenant: &Tenant,
         cutoff: i64,
         batch: u32,
+        then: AfterRetire<'_>,
     ) -> Result<RetireOutcome, StoreError> {
         // One retirement per tenant in this process; other processes on
         // the same file are serialized per batch by BEGIN IMMEDIATE, and
@@ -453,9 +454,11 @@ impl Store for SqliteStore {
             end = to;
             tokio::time::sleep(started.elapsed()).await;
         }
+        let end = end.max(first);
+        then(first, end).await?;
         Ok(RetireOutcome::Retired {
             first_seq: first,
-            end_seq: end.max(first),
+            end_seq: end,
         })
     }
 

@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             settings_round_trip,
             tree_roots_proofs_and_checkpoints_match_the_records,
             retirement_keeps_every_proof,
+            a_retirement_is_held_until_it_is_recorded,
             erasure_removes_content_and_keeps_envelopes,
         );
     };
@@ -1407,4 +1408,98 @@ pub async fn erasure_removes_content_and_keeps_envelopes(store: Arc<dyn Store>) 
         .iter()
         .all(|r| r.content_erased && r.content.is_none()));
     assert_eq!(store.root(&tenant, 6).await.expect("root"), root);
+}
+
+/// `retire_then` runs its `then` with the retired range while the tenant's
+/// retirement is still held: another retirement of the tenant meanwhile is
+/// `Busy`, one of another tenant is not; an error of `then` comes back and
+/// the records stay retired.
+pub async fn a_retirement_is_held_until_it_is_recorded(store: Arc<dyn Store>) {
+    let tenant = store.ensure_tenant("t").await.expect("tenant");
+    let other = store.ensure_tenant("o").await.expect("tenant");
+    let data = dataset(12);
+    store
+        .append(&tenant, events(&data[..5]))
+        .await
+        .expect("append");
+    store
+        .append(&other, events(&data[..2]))
+        .await
+        .expect("append");
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let cutoff = crate::retention::now_micros();
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    store
+        .append(&tenant, events(&data[5..8]))
+        .await
+        .expect("append");
+    let (inner, held, spare) = (Arc::clone(&store), tenant.clone(), other.clone());
+    let outcome = store
+        .retire_then(
+            &tenant,
+            cutoff,
+            100,
+            Box::new(move |first, end| {
+                Box::pin(async move {
+                    assert_eq!((first, end), (0, 5));
+                    assert_eq!(
+                        inner.retire(&held, cutoff, 100).await?,
+                        crate::RetireOutcome::Busy,
+                        "a second retirement while the first is being recorded"
+                    );
+                    assert_eq!(
+                        inner.retire(&spare, cutoff, 100).await?,
+                        crate::RetireOutcome::Retired {
+                            first_seq: 0,
+                            end_seq: 2
+                        },
+                        "another tenant's retirement"
+                    );
+                    Ok(())
+                })
+            }),
+        )
+        .await
+        .expect("retire");
+    assert_eq!(
+        outcome,
+        crate::RetireOutcome::Retired {
+            first_seq: 0,
+            end_seq: 5
+        }
+    );
+    // Released: the next one runs (and finds nothing old enough).
+    assert_eq!(
+        store.retire(&tenant, cutoff, 100).await.expect("retire"),
+        crate::RetireOutcome::Retired {
+            first_seq: 5,
+            end_seq: 5
+        }
+    );
+    // An error of `then` is the call's; the retirement stands, and the
+    // tenant's retirement is released all the same.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let later = crate::retention::now_micros();
+    let failed = store
+        .retire_then(
+            &tenant,
+            later,
+            100,
+            Box::new(|_, _| {
+                Box::pin(async { Err(StoreError::Unavailable("recording failed".into())) })
+            }),
+        )
+        .await;
+    assert!(
+        matches!(failed, Err(StoreError::Unavailable(_))),
+        "{failed:?}"
+    );
+    assert_eq!(store.retired(&tenant).await.expect("retired"), 8);
+    assert_eq!(
+        store.retire(&tenant, later, 100).await.expect("retire"),
+        crate::RetireOutcome::Retired {
+            first_seq: 8,
+            end_seq: 8
+        }
+    );
 }

@@ -24,9 +24,20 @@ pub mod writer;
 pub use error::StoreError;
 pub use model::*;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use async_trait::async_trait;
 use trail_core::record::PreparedEvent;
 use uuid::Uuid;
+
+/// What [`Store::retire_then`] runs with the retired range while the
+/// tenant's retirement is still held.
+pub type AfterRetire<'a> = Box<
+    dyn FnOnce(u64, u64) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>
+        + Send
+        + 'a,
+>;
 
 /// A durable, append-only, multi-tenant store of audit records.
 ///
@@ -165,6 +176,27 @@ pub trait Store: Send + Sync + 'static {
         tenant: &Tenant,
         cutoff: i64,
         batch: u32,
+    ) -> Result<RetireOutcome, StoreError> {
+        self.retire_then(
+            tenant,
+            cutoff,
+            batch,
+            Box::new(|_, _| Box::pin(async { Ok(()) })),
+        )
+        .await
+    }
+
+    /// [`Store::retire`], then `then(first_seq, end_seq)` with the retired
+    /// range (empty when nothing was old enough) while the tenant's
+    /// retirement is still held, so that the sweep is recorded before any
+    /// other retirement of the tenant can start. An error of `then` is
+    /// returned (the records stay retired).
+    async fn retire_then(
+        &self,
+        tenant: &Tenant,
+        cutoff: i64,
+        batch: u32,
+        then: AfterRetire<'_>,
     ) -> Result<RetireOutcome, StoreError>;
 
     /// How many records were retired: seqs below this are gone (their leaf

@@ -15,12 +15,9 @@ use trail_core::verify::sweep_range;
 use uuid::Uuid;
 
 use crate::{
-    Accepted, EventQuery, Filters, Order, ReadScope, RetireOutcome, Store, StoreError, Tenant,
+    Accepted, AfterRetire, EventQuery, Filters, Order, ReadScope, RetireOutcome, Store, StoreError,
+    Tenant,
 };
-
-/// Rounds of 200 ms a sweep waits for another sweep's event before it
-/// records retired records as `unrecorded`.
-const UNRECORDED_GRACE_ROUNDS: usize = 5;
 
 /// Records retired per transaction (whole commits are kept together, so a
 /// transaction may hold a few more).
@@ -181,54 +178,56 @@ pub async fn sweep(
     policy: ContentPolicy,
     key_id: Option<&str>,
 ) -> Result<Swept, StoreError> {
-    let (retired_from, end_seq) = match store.retire(tenant, cutoff, BATCH).await? {
-        RetireOutcome::Busy => return Ok(Swept::Busy),
-        RetireOutcome::Retired { first_seq, end_seq } => (first_seq, end_seq),
-    };
-    // Read after retiring, so that the event of a sweep that ran just
-    // before on another server (which records it right after releasing the
-    // tenant's retirement) is in. Retired records that no recorded sweep
-    // covers yet get a short grace for such an event to land before they
-    // are called unrecorded.
-    let mut recorded = recorded_end(store, tenant).await?;
-    for _ in 0..UNRECORDED_GRACE_ROUNDS {
-        if recorded >= retired_from {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        recorded = recorded_end(store, tenant).await?;
+    let swept = std::sync::Mutex::new(Swept::Nothing);
+    let slot = &swept;
+    let then: AfterRetire<'_> = Box::new(move |retired_from, end_seq| {
+        Box::pin(async move {
+            // Still under the tenant's retirement: every earlier sweep has
+            // recorded itself (or stopped before it could).
+            let recorded = recorded_end(store, tenant).await?;
+            let first_seq = recorded.min(retired_from);
+            if first_seq >= end_seq {
+                return Ok(());
+            }
+            let mut metadata = Map::new();
+            metadata.insert("first_seq".into(), first_seq.into());
+            metadata.insert("last_seq".into(), (end_seq - 1).into());
+            metadata.insert("count".into(), (end_seq - first_seq).into());
+            if retired_from > first_seq {
+                metadata.insert("unrecorded".into(), (retired_from - first_seq).into());
+                tracing::warn!(
+                    tenant = %tenant.name,
+                    from = first_seq,
+                    to = retired_from,
+                    "records were retired without a recorded sweep; recording them now"
+                );
+            }
+            metadata.insert(
+                "received_before".into(),
+                trail_core::time::format_rfc3339(cutoff).into(),
+            );
+            let event = trail_event("retention.sweep", key_id, metadata)?;
+            let accepted = record(store, tenant, policy, vec![event]).await?;
+            let event = accepted
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::Backend("the store accepted no sweep event".into()))?;
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Swept::Retired {
+                    first_seq,
+                    end_seq,
+                    event,
+                };
+            }
+            Ok(())
+        })
+    });
+    match store.retire_then(tenant, cutoff, BATCH, then).await? {
+        RetireOutcome::Busy => Ok(Swept::Busy),
+        RetireOutcome::Retired { .. } => Ok(swept
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())),
     }
-    let first_seq = recorded.min(retired_from);
-    if first_seq >= end_seq {
-        return Ok(Swept::Nothing);
-    }
-    let mut metadata = Map::new();
-    metadata.insert("first_seq".into(), first_seq.into());
-    metadata.insert("last_seq".into(), (end_seq - 1).into());
-    metadata.insert("count".into(), (end_seq - first_seq).into());
-    if retired_from > first_seq {
-        metadata.insert("unrecorded".into(), (retired_from - first_seq).into());
-        tracing::warn!(
-            tenant = %tenant.name,
-            from = first_seq,
-            to = retired_from,
-            "records were retired without a recorded sweep; recording them now"
-        );
-    }
-    metadata.insert(
-        "received_before".into(),
-        trail_core::time::format_rfc3339(cutoff).into(),
-    );
-    let event = trail_event("retention.sweep", key_id, metadata)?;
-    let accepted = record(store, tenant, policy, vec![event]).await?;
-    Ok(Swept::Retired {
-        first_seq,
-        end_seq,
-        event: accepted
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Backend("the store accepted no sweep event".into()))?,
-    })
 }
 
 /// Erases the content of every record of `user_id` and records one
