@@ -56,6 +56,12 @@ impl Pending {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(StoreError::backend)?;
+        let mut remove = conn
+            .prepare_cached(
+                "DELETE FROM rollups WHERE tenant_id = ?1 AND hour = ?2 \
+                 AND type = ?3 AND status = ?4 AND name_dim = ?5",
+            )
+            .map_err(StoreError::backend)?;
         for ((tenant, hour, event_type, status, name), (n, histogram)) in self.rows.into_rows() {
             let mut n = n as i64;
             let key = params![tenant, hour, event_type, status, name];
@@ -64,8 +70,14 @@ impl Pending {
                 .optional()
                 .map_err(StoreError::backend)?;
             let durations = match existing {
+                // A row no record is left in goes, so stats show no empty
+                // bucket, type or name.
+                Some((stored, _)) if subtract && stored <= n => {
+                    remove.execute(key).map_err(StoreError::backend)?;
+                    continue;
+                }
                 Some((stored, bytes)) if subtract => {
-                    n = (stored - n).max(0);
+                    n = stored - n;
                     subtract_encoded(&bytes, &histogram)?
                 }
                 Some((stored, bytes)) => {

@@ -1106,6 +1106,22 @@ async fn stats_total(store: &dyn Store, tenant: &Tenant, filters: Filters) -> (u
     let in_buckets: u64 = stats.buckets.iter().map(|b| b.count).sum();
     assert_eq!(by_type, stats.total, "by_type sums to the total");
     assert_eq!(in_buckets, stats.total, "buckets sum to the total");
+    // Nothing retired lingers as an empty bucket, type or name.
+    assert!(
+        stats.buckets.iter().all(|b| b.count > 0),
+        "{:?}",
+        stats.buckets
+    );
+    assert!(
+        stats.by_type.iter().all(|(_, n)| *n > 0),
+        "{:?}",
+        stats.by_type
+    );
+    assert!(
+        stats.top_names.iter().all(|(_, n)| *n > 0),
+        "{:?}",
+        stats.top_names
+    );
     (stats.total, stats.errors)
 }
 
@@ -1131,7 +1147,7 @@ pub async fn retirement_keeps_every_proof(store: Arc<dyn Store>) {
         );
     }
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let cutoff = crate::retention::now_micros();
+    let cutoff = crate::now_micros();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     for range in [50..90, 90..120] {
         accepted.extend(
@@ -1280,7 +1296,7 @@ pub async fn retirement_keeps_every_proof(store: Arc<dyn Store>) {
         merkle::root_of(&all_leaves)
     );
     tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    let now = crate::retention::now_micros() + 1;
+    let now = crate::now_micros() + 1;
     assert_eq!(
         store.retire(&tenant, now, 1000).await.expect("retire"),
         crate::RetireOutcome::Retired {
@@ -1427,7 +1443,7 @@ pub async fn a_retirement_is_held_until_it_is_recorded(store: Arc<dyn Store>) {
         .await
         .expect("append");
     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-    let cutoff = crate::retention::now_micros();
+    let cutoff = crate::now_micros();
     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     store
         .append(&tenant, events(&data[5..8]))
@@ -1479,7 +1495,7 @@ pub async fn a_retirement_is_held_until_it_is_recorded(store: Arc<dyn Store>) {
     // An error of `then` is the call's; the retirement stands, and the
     // tenant's retirement is released all the same.
     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-    let later = crate::retention::now_micros();
+    let later = crate::now_micros();
     let failed = store
         .retire_then(
             &tenant,
