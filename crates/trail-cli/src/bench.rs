@@ -110,10 +110,7 @@ fn percentile_ms(sorted: &[Duration], p: usize) -> f64 {
 async fn query(args: QueryArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.url, &args.key)?;
     let mut generator = Generator::new(0x5eed);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
+    let now = trail_store::now_micros();
     let hour_ago = trail_core::time::format_rfc3339(now - 3_600_000_000);
     let mut pages = Vec::with_capacity(args.queries as usize);
     for i in 0..args.queries {
@@ -348,10 +345,7 @@ impl Generator {
         let session = self.below(10_000);
         let project = self.below(20);
         let duration = 5 + self.below(4000);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0);
+        let now = trail_store::now_micros();
         let started = trail_core::time::format_rfc3339(now - duration as i64 * 1000);
         let common = json!({
             "id": uuid::Uuid::now_v7(),

@@ -2,8 +2,6 @@
 //! or `--database-url`, safe while `trail serve` runs) or a server (`--url
 //! --key ADMIN`). `create` prints only the new key on stdout.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -123,12 +121,14 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     } else {
         let store = args.target.store.open().await?;
         let tenant = store.ensure_tenant(&args.target.tenant).await?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0);
-        let key = auth::new_key(&tenant, role, args.user, args.label, now)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let key = auth::new_key(
+            &tenant,
+            role,
+            args.user,
+            args.label,
+            trail_store::now_micros(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         store.create_key(&key.record).await?;
         store.shutdown().await;
         let mut value = key_json(&key.record);

@@ -92,7 +92,7 @@ async fn sweep(args: RunArgs) -> anyhow::Result<()> {
             .await?
     } else {
         on_store(&args.target, &args.defaults, &args.log_key, |store, tenant, settings| async move {
-            let now = retention::now_micros();
+            let now = trail_store::now_micros();
             let cutoff = match age {
                 Some(age) => now.saturating_sub(age),
                 None => retention_cutoff(&settings, now).ok_or_else(|| {
@@ -174,10 +174,9 @@ pub async fn erase(args: EraseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `work` on the target's store for its tenant under the tenant's
-/// settings (or the defaults), then signs a checkpoint over the grown log
-/// when the log key is at hand (a running server would do it within a
-/// second; a store alone needs it here), and closes the store.
+/// Runs `work` through [`Target::on_store`], then signs a checkpoint over
+/// the grown log when the log key is at hand (a running server would do it
+/// within a second; a store alone needs it here).
 async fn on_store<F, Fut>(
     target: &Target,
     defaults: &DefaultSettingsArgs,
@@ -188,17 +187,13 @@ where
     F: FnOnce(Arc<dyn Store>, Tenant, TenantSettings) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Value>>,
 {
-    let defaults = defaults.settings()?;
-    let (store, tenant) = target.open_tenant().await?;
-    let result = async {
-        let settings = store.settings(&tenant).await?.unwrap_or(defaults);
-        let value = work(Arc::clone(&store), tenant.clone(), settings).await?;
-        if let Some(key) = log_key.load_existing(&target.store.data_dir)? {
-            trail_store::checkpoint::cut(&*store, &key, &tenant).await?;
-        }
-        Ok(value)
-    }
-    .await;
-    store.shutdown().await;
-    result
+    target
+        .on_store(defaults, |store, tenant, settings| async move {
+            let value = work(Arc::clone(&store), tenant.clone(), settings).await?;
+            if let Some(key) = log_key.load_existing(&target.store.data_dir)? {
+                trail_store::checkpoint::cut(&*store, &key, &tenant).await?;
+            }
+            Ok(value)
+        })
+        .await
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::parser::ValueSource;
@@ -133,7 +133,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Role::Admin,
             None,
             Some("first admin key".into()),
-            now_micros(),
+            trail_store::now_micros(),
         )
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         store.create_key(&key.record).await?;
@@ -157,13 +157,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     trail_server::serve(listener, state, config, shutdown_signal()).await?;
     tracing::info!("stopped; every acknowledged event is committed");
     Ok(())
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 fn init_logging() {

@@ -184,11 +184,11 @@ pub async fn run(command: SettingsCommand) -> anyhow::Result<()> {
             let value = if let Some(client) = args.target.remote()? {
                 client.call(Method::GET, "/v1/settings", &[], None).await?
             } else {
-                let defaults = args.defaults.settings()?;
-                let (store, tenant) = args.target.open_tenant().await?;
-                let settings = store.settings(&tenant).await;
-                store.shutdown().await;
-                settings_json(&settings?.unwrap_or(defaults))
+                args.target
+                    .on_store(&args.defaults, |_, _, settings| async move {
+                        Ok(settings_json(&settings))
+                    })
+                    .await?
             };
             print(&value, args.json)
         }
@@ -211,33 +211,23 @@ pub async fn run(command: SettingsCommand) -> anyhow::Result<()> {
                     .call(Method::PUT, "/v1/settings", &[], Some(body))
                     .await?
             } else {
-                let defaults = args.defaults.settings()?;
-                let (store, tenant) = args.target.open_tenant().await?;
-                let result = set_in_store(&*store, &tenant, defaults, &fields).await;
-                store.shutdown().await;
-                result?
+                args.target
+                    .on_store(&args.defaults, |store, tenant, mut settings| async move {
+                        apply_fields(&mut settings, &fields).map_err(|errors| {
+                            let problems: Vec<String> = errors
+                                .iter()
+                                .map(|e| format!("--{}: {}", e.field.replace('_', "-"), e.message))
+                                .collect();
+                            UsageError(problems.join("; "))
+                        })?;
+                        store.put_settings(&tenant, &settings).await?;
+                        Ok(settings_json(&settings))
+                    })
+                    .await?
             };
             print(&value, args.json)
         }
     }
-}
-
-async fn set_in_store(
-    store: &dyn trail_store::Store,
-    tenant: &trail_store::Tenant,
-    defaults: TenantSettings,
-    fields: &Map<String, Value>,
-) -> anyhow::Result<Value> {
-    let mut settings = store.settings(tenant).await?.unwrap_or(defaults);
-    apply_fields(&mut settings, fields).map_err(|errors| {
-        let problems: Vec<String> = errors
-            .iter()
-            .map(|e| format!("--{}: {}", e.field.replace('_', "-"), e.message))
-            .collect();
-        UsageError(problems.join("; "))
-    })?;
-    store.put_settings(tenant, &settings).await?;
-    Ok(settings_json(&settings))
 }
 
 fn print(value: &Value, json: bool) -> anyhow::Result<()> {

@@ -2,9 +2,14 @@
 //! a store directly (`--data-dir` / `--database-url`, with `--tenant`), or a
 //! running server (`--url --key ADMIN`, the tenant being the key's).
 
+use std::future::Future;
+use std::sync::Arc;
+
 use clap::Args;
+use trail_store::{Store, Tenant, TenantSettings};
 
 use crate::client::Client;
+use crate::settings::DefaultSettingsArgs;
 use crate::store_arg::StoreArgs;
 use crate::UsageError;
 
@@ -34,17 +39,30 @@ impl Target {
         }
     }
 
-    /// Opens the store and finds the tenant (which must exist).
-    pub async fn open_tenant(
+    /// Opens the store, finds the tenant (which must exist), runs `work`
+    /// with them and the tenant's settings (`defaults` when it never set
+    /// any), and closes the store whatever `work` returned.
+    pub async fn on_store<T, F, Fut>(
         &self,
-    ) -> anyhow::Result<(std::sync::Arc<dyn trail_store::Store>, trail_store::Tenant)> {
+        defaults: &DefaultSettingsArgs,
+        work: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnOnce(Arc<dyn Store>, Tenant, TenantSettings) -> Fut,
+        Fut: Future<Output = anyhow::Result<T>>,
+    {
+        let defaults = defaults.settings()?;
         let store = self.store.open().await?;
-        match store.tenant(&self.tenant).await? {
-            Some(tenant) => Ok((store, tenant)),
-            None => {
-                store.shutdown().await;
-                Err(anyhow::anyhow!("no tenant named {}", self.tenant))
-            }
+        let result = async {
+            let tenant = store
+                .tenant(&self.tenant)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no tenant named {}", self.tenant))?;
+            let settings = store.settings(&tenant).await?.unwrap_or(defaults);
+            work(Arc::clone(&store), tenant, settings).await
         }
+        .await;
+        store.shutdown().await;
+        result
     }
 }

@@ -277,22 +277,17 @@ async fn verify_store(
     let mut start = 0;
     while start < retired {
         let end = retired.min(start + u64::from(PAGE));
-        let leaves = store.tree_nodes(tenant, 0, start, end).await?;
+        let leaves = trail_store::retention::retired_leaves(&**store, tenant, start, end).await?;
         let mut completed: HashMap<(u8, u64), Hash> = HashMap::new();
-        let mut expected = start;
-        for (index, leaf) in leaves {
-            if index != expected {
-                break;
-            }
-            match verifier.retired(index, &leaf) {
+        for (seq, leaf) in (start..).zip(&leaves) {
+            match verifier.retired(seq, leaf) {
                 Ok(nodes) => completed.extend(nodes.into_iter().map(|(l, i, h)| ((l, i), h))),
                 Err(error) => return Ok(report(Err(error), verifier.size())),
             }
-            expected += 1;
         }
-        if expected != end {
+        if leaves.len() as u64 != end - start {
             let error = LogError::Record {
-                seq: expected,
+                seq: start + leaves.len() as u64,
                 what: "the record was retired but its leaf hash is missing".into(),
             };
             return Ok(report(Err(error), verifier.size()));

@@ -5,7 +5,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use futures_util::Stream;
 use serde::Serialize;
@@ -18,13 +18,6 @@ use crate::Recorder;
 /// Content larger than this is sent as its hash and size only (an event
 /// may be at most 256 KiB).
 const MAX_INLINE_BYTES: u64 = 64 * 1024;
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
 
 /// Puts `value` in `event` as `field` (`input` / `output`), or only its
 /// hash and size when it is large; the server hashes inline content itself
@@ -66,7 +59,7 @@ struct Started {
 impl Started {
     fn now() -> Started {
         Started {
-            at_us: now_us(),
+            at_us: trail_store::now_micros(),
             clock: Instant::now(),
         }
     }

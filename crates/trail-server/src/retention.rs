@@ -62,7 +62,7 @@ async fn sweep_tenant(
     tenant: &Tenant,
 ) -> Result<Option<Swept>, StoreError> {
     let settings = settings.read(store, tenant).await?;
-    let Some(cutoff) = retention_cutoff(&settings, retention::now_micros()) else {
+    let Some(cutoff) = retention_cutoff(&settings, trail_store::now_micros()) else {
         return Ok(None);
     };
     retention::sweep(store, tenant, cutoff, settings.content_policy, None)

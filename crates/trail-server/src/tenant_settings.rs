@@ -7,8 +7,7 @@ use trail_core::event::{EventType, FieldError};
 use trail_core::policy::ContentPolicy;
 use trail_store::TenantSettings;
 
-/// Largest `retention_days`: a hundred years.
-pub const MAX_RETENTION_DAYS: u64 = 36_500;
+use trail_store::retention::MAX_DAYS;
 
 /// The settings as the API shows them.
 pub fn settings_json(settings: &TenantSettings) -> Value {
@@ -40,7 +39,7 @@ pub fn apply_fields(
                     None
                 }
                 v => match v.as_u64() {
-                    Some(days) if (1..=MAX_RETENTION_DAYS).contains(&days) => {
+                    Some(days) if (1..=u64::from(MAX_DAYS)).contains(&days) => {
                         changed.retention_days = Some(days as u32);
                         None
                     }

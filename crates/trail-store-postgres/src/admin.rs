@@ -7,8 +7,8 @@ use deadpool_postgres::{Object, Transaction};
 use tokio_postgres::Row;
 use trail_store::{ApiKey, Role, StoreError, Tenant, TenantSettings};
 
-use crate::commit::now_micros;
 use crate::{begin, db};
+use trail_store::now_micros;
 
 fn tenant_from_row(row: &Row) -> Tenant {
     Tenant {

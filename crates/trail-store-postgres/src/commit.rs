@@ -32,7 +32,6 @@
 //! single-threaded tokio runtime and connection.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{Pool, Transaction};
 use tokio_postgres::types::ToSql;
@@ -74,7 +73,7 @@ impl PgCommitter {
 impl Committer for PgCommitter {
     fn commit(&mut self, jobs: &[AppendJob]) -> Result<Vec<JobResult>, StoreError> {
         let started = std::time::Instant::now();
-        let now = now_micros();
+        let now = trail_store::now_micros();
         let runtime = &self.runtime;
         let mut client = runtime.block_on(connection(&self.pool))?;
         let mut tenants: Vec<i64> = jobs.iter().map(|job| job.tenant.id).collect();
@@ -768,12 +767,4 @@ fn settle(head: &mut Head, rows: &mut Rows, job: &AppendJob) -> JobResult {
         accepted.push(head.push(rows, &job.tenant.name, event));
     }
     Ok(accepted)
-}
-
-/// Wall-clock time in unix microseconds.
-pub fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }

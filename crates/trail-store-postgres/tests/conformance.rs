@@ -484,7 +484,7 @@ async fn deletion_only_through_the_sanctioned_functions() {
 
     // Retiring and erasing all of tenant a leaves tenant b as it was.
     assert_eq!(store.erase_user(&a, "u1").await.expect("erase"), 10);
-    let now = trail_store::retention::now_micros() + 1;
+    let now = trail_store::now_micros() + 1;
     assert_eq!(
         store.retire(&a, now, 7).await.expect("retire"),
         trail_store::RetireOutcome::Retired {
@@ -551,7 +551,7 @@ async fn a_second_retirement_of_a_tenant_is_busy() {
             store.append(tenant, events).await.expect("append");
         }
     }
-    let now = trail_store::retention::now_micros() + 1;
+    let now = trail_store::now_micros() + 1;
     // The key retention.rs locks: (0x7472_6c02, tenant id).
     let db = common::client(&url).await;
     db.execute("SELECT pg_advisory_lock(1953655810, $1)", &[&(a.id as i32)])

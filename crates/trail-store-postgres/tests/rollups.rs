@@ -404,7 +404,7 @@ async fn retired_records_leave_the_rollups() {
         i += size;
     }
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let cutoff = trail_store::retention::now_micros();
+    let cutoff = trail_store::now_micros();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     for size in [31, 17] {
         let events: Vec<PreparedEvent> = (i..i + size).map(|i| prepared(value(i, 1000))).collect();
@@ -439,7 +439,7 @@ async fn retired_records_leave_the_rollups() {
     };
     let (_, sum) = rollup_rows(common::client(&url).await).await;
     assert_eq!(sum, 48);
-    let now = trail_store::retention::now_micros() + 1;
+    let now = trail_store::now_micros() + 1;
     store.retire(&t, now, 1000).await.expect("retire all");
     assert_eq!(rollup_rows(common::client(&url).await).await, (0, 0));
 }

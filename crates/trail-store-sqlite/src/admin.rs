@@ -5,7 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use trail_store::{ApiKey, Role, StoreError, Tenant, TenantSettings};
 
-use crate::commit::now_micros;
+use trail_store::now_micros;
 
 /// The tenant with this name, if any.
 pub fn tenant(conn: &Connection, name: &str) -> Result<Option<Tenant>, StoreError> {

@@ -5,7 +5,6 @@
 //! before any job is acknowledged.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use trail_core::merkle::CompactRange;
@@ -265,7 +264,7 @@ impl SqliteCommitter {
     }
 
     fn commit_all(&mut self, jobs: &[AppendJob]) -> Result<Vec<JobResult>, StoreError> {
-        let now = now_micros();
+        let now = trail_store::now_micros();
         let mut heads: HashMap<i64, Head> = HashMap::new();
         let mut results = Vec::with_capacity(jobs.len());
         // Seqs per (tenant, dim) of the jobs that succeeded: one posting
@@ -339,12 +338,4 @@ impl Committer for SqliteCommitter {
         }
         outcome
     }
-}
-
-/// Wall-clock time in unix microseconds.
-pub fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }

@@ -454,7 +454,6 @@ impl Store for SqliteStore {
             end = to;
             tokio::time::sleep(started.elapsed()).await;
         }
-        let end = end.max(first);
         then(first, end).await?;
         Ok(RetireOutcome::Retired {
             first_seq: first,

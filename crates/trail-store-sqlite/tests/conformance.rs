@@ -83,7 +83,7 @@ async fn sanctioned_deletions_leave_the_triggers_armed() {
         .await
         .expect("append");
     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-    let cutoff = trail_store::retention::now_micros();
+    let cutoff = trail_store::now_micros();
     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     store
         .append(&tenant, vec![event("u1"), event("u2")])

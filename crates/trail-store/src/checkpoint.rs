@@ -1,8 +1,6 @@
 //! Cutting a signed checkpoint of a tenant's log: what `trail serve`'s
 //! checkpointer and the SDK's embedded sink both do.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use trail_core::checkpoint::{sign_checkpoint, Checkpoint};
 use trail_core::note::SigningKey;
 
@@ -40,10 +38,7 @@ pub async fn cut(
         size,
         root,
         note,
-        created_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0),
+        created_at: crate::now_micros(),
     };
     match store.add_checkpoint(tenant, &stored).await {
         Ok(()) => Ok(stored),

@@ -31,6 +31,14 @@ use async_trait::async_trait;
 use trail_core::record::PreparedEvent;
 use uuid::Uuid;
 
+/// The wall-clock time in unix microseconds (0 before 1970): the one clock
+/// reading of trail's stores, server and tools.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 /// What [`Store::retire_then`] runs with the retired range while the
 /// tenant's retirement is still held.
 pub type AfterRetire<'a> = Box<

@@ -19,9 +19,14 @@ use crate::{
     Tenant,
 };
 
-/// Records retired per transaction (whole commits are kept together, so a
-/// transaction may hold a few more).
+/// The most records a sweep asks a backend to retire per transaction
+/// (whole commits are kept together, so one may hold a few more); the
+/// backends take fewer to keep ingest moving (sqlite 1,000, postgres
+/// 2,000).
 pub const BATCH: u32 = 10_000;
+
+/// The longest retention or age: a hundred years, in days.
+pub const MAX_DAYS: u32 = 36_500;
 
 /// Microseconds in one unit of an age (`s`, `m`, `h`, `d`).
 fn unit_micros(unit: char) -> Option<i64> {
@@ -50,15 +55,8 @@ pub fn parse_age(text: &str) -> Result<i64, String> {
     }
     number
         .checked_mul(micros)
-        .filter(|age| *age <= 36_500 * 86_400_000_000)
+        .filter(|age| *age <= i64::from(MAX_DAYS) * 86_400_000_000)
         .ok_or_else(|| format!("{text:?} is longer than 100 years"))
-}
-
-/// The time now, unix microseconds.
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// One of trail's own events: an `api_request` named `name`, status ok,
@@ -91,25 +89,40 @@ pub fn trail_event(
     Ok(event)
 }
 
-/// Appends trail's own events to the tenant's log under its content policy.
+/// Appends one of trail's own events to the tenant's log under its content
+/// policy; returns once it is durable.
 pub async fn record(
     store: &dyn Store,
     tenant: &Tenant,
     policy: ContentPolicy,
-    events: Vec<Event>,
-) -> Result<Vec<Accepted>, StoreError> {
-    let mut prepared = Vec::with_capacity(events.len());
-    for event in events {
-        let mut salt = [0u8; 32];
-        getrandom::fill(&mut salt).map_err(StoreError::backend)?;
-        prepared.push(trail_core::record::prepare(
-            event,
-            policy,
-            salt,
-            Uuid::now_v7(),
-        ));
-    }
-    store.append(tenant, prepared).await
+    event: Event,
+) -> Result<Accepted, StoreError> {
+    let mut salt = [0u8; 32];
+    getrandom::fill(&mut salt).map_err(StoreError::backend)?;
+    let prepared = trail_core::record::prepare(event, policy, salt, Uuid::now_v7());
+    store
+        .append(tenant, vec![prepared])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Backend("the store accepted no event".into()))
+}
+
+/// The kept leaf hashes of retired seqs `[start, end)`, in seq order, up to
+/// the first one missing: fewer than `end - start` means the leaf hash of
+/// seq `start + len` is gone (export and verification both refuse that).
+pub async fn retired_leaves(
+    store: &dyn Store,
+    tenant: &Tenant,
+    start: u64,
+    end: u64,
+) -> Result<Vec<[u8; 32]>, StoreError> {
+    let nodes = store.tree_nodes(tenant, 0, start, end).await?;
+    Ok(nodes
+        .into_iter()
+        .zip(start..end)
+        .take_while(|((index, _), seq)| index == seq)
+        .map(|((_, hash), _)| hash)
+        .collect())
 }
 
 /// What a sweep did.
@@ -206,12 +219,13 @@ pub async fn sweep(
                 "received_before".into(),
                 trail_core::time::format_rfc3339(cutoff).into(),
             );
-            let event = trail_event("retention.sweep", key_id, metadata)?;
-            let accepted = record(store, tenant, policy, vec![event]).await?;
-            let event = accepted
-                .into_iter()
-                .next()
-                .ok_or_else(|| StoreError::Backend("the store accepted no sweep event".into()))?;
+            let event = record(
+                store,
+                tenant,
+                policy,
+                trail_event("retention.sweep", key_id, metadata)?,
+            )
+            .await?;
             if let Ok(mut slot) = slot.lock() {
                 *slot = Swept::Retired {
                     first_seq,
@@ -243,12 +257,13 @@ pub async fn erase(
     let mut metadata = Map::new();
     metadata.insert("user_id".into(), user_id.into());
     metadata.insert("records".into(), erased.into());
-    let event = trail_event("erasure", key_id, metadata)?;
-    let accepted = record(store, tenant, policy, vec![event]).await?;
-    let event = accepted
-        .into_iter()
-        .next()
-        .ok_or_else(|| StoreError::Backend("the store accepted no erasure event".into()))?;
+    let event = record(
+        store,
+        tenant,
+        policy,
+        trail_event("erasure", key_id, metadata)?,
+    )
+    .await?;
     Ok((erased, event))
 }
 

@@ -28,7 +28,7 @@ pub(crate) async fn record_read(
         &*state.store,
         &caller.tenant,
         settings.content_policy,
-        vec![event],
+        event,
     )
     .await
     .map_err(failed)?;

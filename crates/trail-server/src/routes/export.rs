@@ -123,21 +123,20 @@ impl Exporter {
         if self.next < self.retired {
             let first = self.next;
             let end = self.retired.min(first + RETIRED_PER_LINE);
-            let leaves = self
-                .store
-                .tree_nodes(&self.scope.tenant, 0, first, end)
-                .await?;
-            let complete = leaves.len() as u64 == end - first
-                && leaves
-                    .iter()
-                    .zip(first..)
-                    .all(|((index, _), seq)| *index == seq);
-            if !complete {
+            let leaves = trail_store::retention::retired_leaves(
+                &*self.store,
+                &self.scope.tenant,
+                first,
+                end,
+            )
+            .await?;
+            if leaves.len() as u64 != end - first {
                 return Err(trail_store::StoreError::Corrupt(format!(
-                    "the leaf hashes of retired seqs {first}..{end} are missing"
+                    "the leaf hash of retired seq {} is missing",
+                    first + leaves.len() as u64
                 )));
             }
-            let hashes: Vec<String> = leaves.iter().map(|(_, hash)| hex::encode(hash)).collect();
+            let hashes: Vec<String> = leaves.iter().map(hex::encode).collect();
             let line = json!({"kind": "retired", "first_seq": first, "leaf_hashes": hashes});
             self.next = end;
             return Ok(Some((line.to_string() + "\n").into_bytes()));

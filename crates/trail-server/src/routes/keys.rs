@@ -1,8 +1,6 @@
 //! `POST/GET /v1/keys` and `DELETE /v1/keys/{key_id}`: admin management of
 //! the tenant's API keys. A new key's text is answered once and never again.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,13 +12,6 @@ use trail_store::{ApiKey, Role};
 use crate::auth::{authenticate, new_key};
 use crate::error::ApiError;
 use crate::{params, AppState};
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
 
 /// The public view of a key (never its secret or hash).
 pub fn key_json(key: &ApiKey) -> Value {
@@ -82,7 +73,13 @@ pub async fn create(
         Some(role) if errors.is_empty() => role,
         _ => return Err(ApiError::invalid("invalid key request", errors)),
     };
-    let key = new_key(&caller.tenant, role, user_id, label, now_micros())?;
+    let key = new_key(
+        &caller.tenant,
+        role,
+        user_id,
+        label,
+        trail_store::now_micros(),
+    )?;
     state.store.create_key(&key.record).await?;
     let mut body = key_json(&key.record);
     body["key"] = json!(key.text);

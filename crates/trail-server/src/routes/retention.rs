@@ -54,7 +54,7 @@ pub async fn run(
             )),
         };
     let settings = state.settings.read(&*state.store, &caller.tenant).await?;
-    let now = retention::now_micros();
+    let now = trail_store::now_micros();
     let cutoff = match older_than {
         Some(age) => now.saturating_sub(age),
         None => retention_cutoff(&settings, now).ok_or_else(|| {
